@@ -1,0 +1,104 @@
+package dev.latte.graph;
+
+import dev.latte.core.Backend;
+import dev.latte.core.Conv2dParams;
+import dev.latte.core.Tensor;
+
+/**
+ * One step of a static op list: reads tensors by value id, writes one new value. Ops are data:
+ * the model emits them once per input shape, a backend runs them, a planner can reorder memory
+ * around them. {@code name} is the diffusers module path plus the op, for errors and profiles.
+ */
+public sealed interface Op {
+    String name();
+
+    /** Value ids read; -1 marks an absent optional input (a bias). */
+    int[] inputs();
+
+    int out();
+
+    void run(Backend b, Tensor[] env);
+
+    private static Tensor opt(Tensor[] env, int id) {
+        return id < 0 ? null : env[id];
+    }
+
+    record Conv2d(String name, int x, int w, int bias, Conv2dParams p, int out) implements Op {
+        public int[] inputs() { return new int[] {x, w, bias}; }
+        public void run(Backend b, Tensor[] e) { b.conv2d(e[x], e[w], opt(e, bias), p, e[out]); }
+    }
+
+    record GroupNorm(String name, int x, int gamma, int beta, int groups, float eps, boolean silu, int out)
+            implements Op {
+        public int[] inputs() { return new int[] {x, gamma, beta}; }
+        public void run(Backend b, Tensor[] e) { b.groupNorm(e[x], e[gamma], e[beta], groups, eps, silu, e[out]); }
+    }
+
+    record LayerNorm(String name, int x, int gamma, int beta, float eps, int out) implements Op {
+        public int[] inputs() { return new int[] {x, gamma, beta}; }
+        public void run(Backend b, Tensor[] e) { b.layerNorm(e[x], e[gamma], e[beta], eps, e[out]); }
+    }
+
+    record Linear(String name, int x, int w, int bias, int out) implements Op {
+        public int[] inputs() { return new int[] {x, w, bias}; }
+        public void run(Backend b, Tensor[] e) { b.linear(e[x], e[w], opt(e, bias), e[out]); }
+    }
+
+    record Attention(String name, int q, int k, int v, int heads, float scale, int out) implements Op {
+        public int[] inputs() { return new int[] {q, k, v}; }
+        public void run(Backend b, Tensor[] e) { b.attention(e[q], e[k], e[v], heads, scale, e[out]); }
+    }
+
+    enum Fn { SILU, GELU, GEGLU }
+
+    record Unary(String name, Fn fn, int x, int out) implements Op {
+        public int[] inputs() { return new int[] {x}; }
+        public void run(Backend b, Tensor[] e) {
+            switch (fn) {
+                case SILU -> b.silu(e[x], e[out]);
+                case GELU -> b.gelu(e[x], e[out]);
+                case GEGLU -> b.geglu(e[x], e[out]);
+            }
+        }
+    }
+
+    record TimestepEmbedding(String name, int t, boolean flipSinToCos, float freqShift, int out) implements Op {
+        public int[] inputs() { return new int[] {t}; }
+        public void run(Backend b, Tensor[] e) { b.timestepEmbedding(e[t], flipSinToCos, freqShift, e[out]); }
+    }
+
+    record UpsampleNearest(String name, int x, int out) implements Op {
+        public int[] inputs() { return new int[] {x}; }
+        public void run(Backend b, Tensor[] e) { b.upsampleNearest(e[x], e[out]); }
+    }
+
+    record ConcatChannels(String name, int a, int bIn, int out) implements Op {
+        public int[] inputs() { return new int[] {a, bIn}; }
+        public void run(Backend b, Tensor[] e) { b.concatChannels(e[a], e[bIn], e[out]); }
+    }
+
+    record Add(String name, int a, int bIn, int out) implements Op {
+        public int[] inputs() { return new int[] {a, bIn}; }
+        public void run(Backend b, Tensor[] e) { b.add(e[a], e[bIn], e[out]); }
+    }
+
+    record AddChannelBias(String name, int x, int v, int out) implements Op {
+        public int[] inputs() { return new int[] {x, v}; }
+        public void run(Backend b, Tensor[] e) { b.addChannelBias(e[x], e[v], e[out]); }
+    }
+
+    record Scale(String name, int x, float s, int out) implements Op {
+        public int[] inputs() { return new int[] {x}; }
+        public void run(Backend b, Tensor[] e) { b.scale(e[x], s, e[out]); }
+    }
+
+    record ToTokens(String name, int x, int out) implements Op {
+        public int[] inputs() { return new int[] {x}; }
+        public void run(Backend b, Tensor[] e) { b.nchwToTokens(e[x], e[out]); }
+    }
+
+    record FromTokens(String name, int x, int out) implements Op {
+        public int[] inputs() { return new int[] {x}; }
+        public void run(Backend b, Tensor[] e) { b.tokensToNchw(e[x], e[out]); }
+    }
+}
