@@ -24,6 +24,33 @@ public interface Backend extends AutoCloseable {
     /** out = conv(x, w) + bias; x [N,C,H,W], w [K,C,R,S], bias [K] or null, out [N,K,P,Q]. */
     void conv2d(Tensor x, Tensor w, Tensor bias, Conv2dParams p, Tensor out);
 
+    /**
+     * Fused convolution: out = conv(norm(x), w) + bias (+ residual). {@code norm} (nullable) is a
+     * GroupNorm(+SiLU) applied on load; {@code residual} (nullable, out's shape) is added in the
+     * epilogue. This default composes the unfused ops, exactly as the graph would have run them;
+     * a backend with a fused kernel overrides it.
+     */
+    default void conv2dFused(Tensor x, NormAct norm, Tensor w, Tensor bias, Conv2dParams p, Tensor residual,
+                             Tensor out) {
+        Tensor in = x;
+        if (norm != null) {
+            in = allocate(x.shape());
+        }
+        try {
+            if (norm != null) {
+                groupNorm(x, norm.gamma(), norm.beta(), norm.groups(), norm.eps(), norm.silu(), in);
+            }
+            conv2d(in, w, bias, p, out);
+            if (residual != null) {
+                add(residual, out, out);
+            }
+        } finally {
+            if (in != x) {
+                release(in);
+            }
+        }
+    }
+
     /** GroupNorm over [N,C,...] with per-channel affine; {@code silu} applies SiLU after it. */
     void groupNorm(Tensor x, Tensor gamma, Tensor beta, int groups, float eps, boolean silu, Tensor out);
 

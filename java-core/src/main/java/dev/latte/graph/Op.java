@@ -2,6 +2,7 @@ package dev.latte.graph;
 
 import dev.latte.core.Backend;
 import dev.latte.core.Conv2dParams;
+import dev.latte.core.NormAct;
 import dev.latte.core.Tensor;
 
 /**
@@ -26,6 +27,20 @@ public sealed interface Op {
     record Conv2d(String name, int x, int w, int bias, Conv2dParams p, int out) implements Op {
         public int[] inputs() { return new int[] {x, w, bias}; }
         public void run(Backend b, Tensor[] e) { b.conv2d(e[x], e[w], opt(e, bias), p, e[out]); }
+    }
+
+    /**
+     * conv(norm(x)) + bias (+ residual): a GroupNorm(+SiLU) read on load and a skip-add in the
+     * epilogue, made by {@link Fusion} from the ops it replaces. normGamma &lt; 0: no norm;
+     * residual &lt; 0: no skip-add.
+     */
+    record Conv2dFused(String name, int x, int normGamma, int normBeta, int groups, float eps, boolean silu,
+                       int w, int bias, Conv2dParams p, int residual, int out) implements Op {
+        public int[] inputs() { return new int[] {x, normGamma, normBeta, w, bias, residual}; }
+        public void run(Backend b, Tensor[] e) {
+            NormAct norm = normGamma < 0 ? null : new NormAct(e[normGamma], e[normBeta], groups, eps, silu);
+            b.conv2dFused(e[x], norm, e[w], opt(e, bias), p, opt(e, residual), e[out]);
+        }
     }
 
     record GroupNorm(String name, int x, int gamma, int beta, int groups, float eps, boolean silu, int out)

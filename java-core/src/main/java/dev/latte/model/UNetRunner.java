@@ -4,6 +4,7 @@ import dev.latte.core.Backend;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
 import dev.latte.graph.Executor;
+import dev.latte.graph.Fusion;
 import dev.latte.graph.Graph;
 import dev.latte.graph.NonFiniteException;
 import dev.latte.weights.TensorInfo;
@@ -32,11 +33,28 @@ public final class UNetRunner implements AutoCloseable {
     private final Map<Dims, Graph> graphs = new HashMap<>();
 
     public UNetRunner(UNetModel model, Backend backend) {
+        this(model, backend, Map.of());
+    }
+
+    /**
+     * @param replaced weights to upload instead of the file's (e.g. with a LoRA merged in), by
+     *                 tensor name; each must be a tensor of the model, with its element count
+     */
+    public UNetRunner(UNetModel model, Backend backend, Map<String, float[]> replaced) {
         this.model = model;
         this.backend = backend;
+        for (var e : replaced.entrySet()) {
+            if (!model.weights().contains(e.getKey())
+                    || model.weights().info(e.getKey()).numel() != e.getValue().length) {
+                throw new IllegalArgumentException("replacement weight '" + e.getKey() + "' ("
+                        + e.getValue().length + " values) is not a tensor of " + model.dir() + " of that size");
+            }
+        }
         try {
             for (TensorInfo t : model.weights().tensors()) {
-                params.put(t.name(), backend.upload(Shape.of(t.intShape()), model.weights().toFloatArray(t.name())));
+                float[] v = replaced.get(t.name());
+                params.put(t.name(), backend.upload(Shape.of(t.intShape()),
+                        v != null ? v : model.weights().toFloatArray(t.name())));
             }
         } catch (RuntimeException e) {
             close();
@@ -48,8 +66,9 @@ public final class UNetRunner implements AutoCloseable {
         return model;
     }
 
+    /** The fused op list for one input shape, built once. */
     public Graph graph(Dims d) {
-        return graphs.computeIfAbsent(d, k -> model.graph(k.batch, k.height, k.width, k.contextLength));
+        return graphs.computeIfAbsent(d, k -> Fusion.fuse(model.graph(k.batch, k.height, k.width, k.contextLength)));
     }
 
     /**

@@ -1,0 +1,678 @@
+package dev.latte.cpu;
+
+import dev.latte.core.Backend;
+import dev.latte.core.Conv2dParams;
+import dev.latte.core.Shape;
+import dev.latte.core.Tensor;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.ForkJoinTask;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.IntConsumer;
+
+/**
+ * The fp32 reference backend: plain Java arrays, PyTorch's semantics. Each op splits into
+ * independent output slices (a block of output channels and rows, a tile of rows and features,
+ * a block of queries of one head) that the calling thread and threads-1 pool workers share out.
+ * Conv, linear and attention reduce to contiguous multiply-adds over the innermost output
+ * dimension ({@link Kernels}), accumulated in double so that HotSpot vectorises them; norm
+ * statistics and softmax sums run in double too. Calls from several threads are safe; they
+ * share the pool.
+ */
+public final class CpuBackend implements Backend {
+    /** Output channels one conv task computes, reusing its slice of input while it is in cache. */
+    private static final int CONV_K_BLOCK = 4;
+    /** Output elements (whole rows at the phase width) one conv task accumulates at a time. */
+    private static final int CONV_CHUNK = 512;
+    /** Kernel taps (c, r, s) applied to every output channel of a task before moving on. */
+    private static final int CONV_TAP_BLOCK = 64;
+    /** One linear task's output tile (16 × 256 doubles) and the wᵀ rows it streams per pass. */
+    private static final int LINEAR_M_BLOCK = 16;
+    private static final int LINEAR_N_BLOCK = 256;
+    private static final int LINEAR_K_BLOCK = 256;
+    private static final int ATTENTION_Q_BLOCK = 64;
+    private static final int ELEMENTWISE_CHUNK = 1 << 14;
+    private static final int TRANSPOSE_TILE = 32;
+
+    private final int threads;
+    private final ForkJoinPool pool;
+    private final ScratchPool scratch = new ScratchPool();
+
+    public CpuBackend() {
+        this(Runtime.getRuntime().availableProcessors());
+    }
+
+    public CpuBackend(int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("CpuBackend: threads " + threads + " < 1");
+        }
+        this.threads = threads;
+        this.pool = threads == 1 ? null : new ForkJoinPool(threads - 1);
+    }
+
+    public int threads() {
+        return threads;
+    }
+
+    @Override
+    public String name() {
+        return "cpu";
+    }
+
+    @Override
+    public Tensor allocate(Shape shape) {
+        return new CpuTensor(shape);
+    }
+
+    @Override
+    public Tensor upload(Shape shape, float[] values) {
+        if (values.length != shape.size()) {
+            throw new IllegalArgumentException("upload: " + values.length + " values for shape " + shape);
+        }
+        return new CpuTensor(shape, values.clone());
+    }
+
+    @Override
+    public float[] download(Tensor t) {
+        return cpu("download", t).data().clone();
+    }
+
+    @Override
+    public void release(Tensor t) {
+        cpu("release", t).release();
+    }
+
+    @Override
+    public void close() {
+        if (pool != null) {
+            pool.shutdown();
+        }
+        scratch.clear();
+    }
+
+    // ---------------------------------------------------------------- convolution
+
+    @Override
+    public void conv2d(Tensor xt, Tensor wt, Tensor bt, Conv2dParams p, Tensor outt) {
+        Shape xs = xt.shape(), ws = wt.shape(), os = outt.shape();
+        String what = "conv2d: x " + xs + ", w " + ws + ", bias " + (bt == null ? "none" : bt.shape())
+                + ", " + p + ", out " + os;
+        check(xs.rank() == 4 && ws.rank() == 4 && ws.dim(1) == xs.dim(1), what);
+        check(p.strideH() > 0 && p.strideW() > 0 && p.padTop() >= 0 && p.padLeft() >= 0
+                && p.padBottom() >= 0 && p.padRight() >= 0, what);
+        int n = xs.dim(0), c = xs.dim(1), h = xs.dim(2), w = xs.dim(3);
+        int k = ws.dim(0), r = ws.dim(2), s = ws.dim(3);
+        int pOut = p.outHeight(h, r), qOut = p.outWidth(w, s);
+        check(pOut > 0 && qOut > 0 && os.equals(Shape.of(n, k, pOut, qOut)), what);
+        check(bt == null || bt.shape().equals(Shape.of(k)), what);
+        float[] x = cpu("conv2d", xt).data(), wts = cpu("conv2d", wt).data(), out = cpu("conv2d", outt).data();
+        float[] bias = bt == null ? null : cpu("conv2d", bt).data();
+        check(out != x, what + " (out aliases x)");
+
+        // Zero-pad x and split it into stride phases (xp[c][a][b][i][j] = padded x[i·sh + a][j·sw + b]):
+        // every kernel tap then reads one phase plane at a fixed shift, so a run of output rows
+        // laid out at the phase width is one contiguous multiply-add per tap, edges included.
+        int sh = p.strideH(), sw = p.strideW(), pt = p.padTop(), pl = p.padLeft();
+        int hph = Math.ceilDiv(h + pt + p.padBottom(), sh), wph = Math.ceilDiv(w + pl + p.padRight(), sw);
+        int perImage = c * sh * sw * hph * wph, perChannel = sh * sw * hph * wph, phPlane = hph * wph;
+        // the discarded columns past q = Q of the last row read up to (s-1)/sw beyond the last plane
+        float[] xp = scratch.take(n * perImage + s);
+        try {
+            Arrays.fill(xp, n * perImage, n * perImage + s, 0f);
+            parallelFor(n * c, nc -> {
+                for (int a = 0; a < sh; a++) {
+                    for (int b = 0; b < sw; b++) {
+                        int base = nc * perChannel + (a * sw + b) * phPlane;
+                        for (int i = 0; i < hph; i++) {
+                            int ih = i * sh + a - pt, row = base + i * wph;
+                            for (int j = 0; j < wph; j++) {
+                                int iw = j * sw + b - pl;
+                                xp[row + j] = ih >= 0 && ih < h && iw >= 0 && iw < w ? x[(nc * h + ih) * w + iw] : 0f;
+                            }
+                        }
+                    }
+                }
+            });
+            convPhased(xp, wts, bias, out, n, c, k, r, s, sh, sw, hph, wph, pOut, qOut);
+        } finally {
+            scratch.give(xp);
+        }
+    }
+
+    /** The conv proper over the phase-split input built by {@link #conv2d}. */
+    private void convPhased(float[] xp, float[] wts, float[] bias, float[] out, int n, int c, int k, int r, int s,
+            int sh, int sw, int hph, int wph, int pOut, int qOut) {
+        int phPlane = hph * wph, perChannel = sh * sw * phPlane, perImage = c * perChannel;
+        int terms = c * r * s;
+        int[] off = new int[terms];
+        for (int ci = 0; ci < c; ci++) {
+            for (int ri = 0; ri < r; ri++) {
+                for (int si = 0; si < s; si++) {
+                    off[(ci * r + ri) * s + si] = ((ci * sh + ri % sh) * sw + si % sw) * phPlane + (ri / sh) * wph + si / sw;
+                }
+            }
+        }
+        int rowsPerChunk = Math.max(1, CONV_CHUNK / wph), chunks = Math.ceilDiv(pOut, rowsPerChunk);
+        int kBlocks = Math.ceilDiv(k, CONV_K_BLOCK);
+        parallelFor(n * kBlocks * chunks, task -> {
+            int ni = task / (kBlocks * chunks), kb = task / chunks % kBlocks, chunk = task % chunks;
+            int p0 = chunk * rowsPerChunk, p1 = Math.min(pOut, p0 + rowsPerChunk), len = (p1 - p0) * wph;
+            int k0 = kb * CONV_K_BLOCK, k1 = Math.min(k, k0 + CONV_K_BLOCK);
+            double[] acc = new double[(k1 - k0) * len];
+            for (int ki = k0; ki < k1; ki++) {
+                Arrays.fill(acc, (ki - k0) * len, (ki - k0 + 1) * len, bias == null ? 0.0 : bias[ki]);
+            }
+            // a block of taps at a time, so its slice of input stays in cache across the output channels
+            for (int t0 = 0; t0 < terms; t0 += CONV_TAP_BLOCK) {
+                int t1 = Math.min(terms, t0 + CONV_TAP_BLOCK);
+                for (int ki = k0; ki < k1; ki++) {
+                    Kernels.maddTaps(acc, (ki - k0) * len, xp, off, t0, t1, ni * perImage + p0 * wph, wts, ki * terms, len);
+                }
+            }
+            for (int ki = k0; ki < k1; ki++) {
+                for (int pi = p0; pi < p1; pi++) {
+                    Kernels.store(out, ((ni * k + ki) * pOut + pi) * qOut, acc, (ki - k0) * len + (pi - p0) * wph, qOut);
+                }
+            }
+        });
+    }
+
+    // ---------------------------------------------------------------- normalisation
+
+    @Override
+    public void groupNorm(Tensor xt, Tensor gt, Tensor bt, int groups, float eps, boolean silu, Tensor outt) {
+        Shape xs = xt.shape();
+        String what = "groupNorm: x " + xs + ", gamma " + gt.shape() + ", beta " + bt.shape() + ", groups "
+                + groups + ", out " + outt.shape();
+        check(xs.rank() >= 2 && groups > 0 && xs.dim(1) % groups == 0 && outt.shape().equals(xs), what);
+        int n = xs.dim(0), c = xs.dim(1);
+        check(gt.shape().equals(Shape.of(c)) && bt.shape().equals(Shape.of(c)), what);
+        float[] x = cpu("groupNorm", xt).data(), gamma = cpu("groupNorm", gt).data();
+        float[] beta = cpu("groupNorm", bt).data(), out = cpu("groupNorm", outt).data();
+        int hw = n * c == 0 ? 0 : xs.size() / (n * c), cpg = c / groups, len = cpg * hw;
+        parallelFor(n * groups, task -> {
+            int base = task * len;
+            double[] stats = meanAndRstd(x, base, len, eps);
+            float mean = (float) stats[0];
+            for (int ci = 0; ci < cpg; ci++) {
+                int ch = (task % groups) * cpg + ci;
+                normRow(x, out, base + ci * hw, hw, mean, (float) (gamma[ch] * stats[1]), beta[ch], silu);
+            }
+        });
+    }
+
+    @Override
+    public void layerNorm(Tensor xt, Tensor gt, Tensor bt, float eps, Tensor outt) {
+        Shape xs = xt.shape();
+        String what = "layerNorm: x " + xs + ", gamma " + gt.shape() + ", beta " + bt.shape() + ", out " + outt.shape();
+        check(xs.rank() >= 1 && outt.shape().equals(xs), what);
+        int d = xs.dim(-1);
+        check(gt.shape().equals(Shape.of(d)) && bt.shape().equals(Shape.of(d)), what);
+        float[] x = cpu("layerNorm", xt).data(), gamma = cpu("layerNorm", gt).data();
+        float[] beta = cpu("layerNorm", bt).data(), out = cpu("layerNorm", outt).data();
+        int rows = leading(xs);
+        int rowsPerTask = Math.max(1, ELEMENTWISE_CHUNK / Math.max(1, d));
+        parallelFor(Math.ceilDiv(rows, rowsPerTask), task -> {
+            for (int row = task * rowsPerTask; row < Math.min(rows, (task + 1) * rowsPerTask); row++) {
+                int base = row * d;
+                double[] stats = meanAndRstd(x, base, d, eps);
+                float mean = (float) stats[0], rstd = (float) stats[1];
+                for (int i = 0; i < d; i++) {
+                    out[base + i] = (x[base + i] - mean) * rstd * gamma[i] + beta[i];
+                }
+            }
+        });
+    }
+
+    /** {mean, 1/sqrt(biased variance + eps)} in double, two-pass so the variance loses nothing. */
+    private static double[] meanAndRstd(float[] x, int base, int len, float eps) {
+        double sum = 0;
+        for (int i = 0; i < len; i++) {
+            sum += x[base + i];
+        }
+        double mean = sum / len, sq = 0;
+        for (int i = 0; i < len; i++) {
+            double dv = x[base + i] - mean;
+            sq += dv * dv;
+        }
+        return new double[] {mean, 1.0 / Math.sqrt(sq / len + eps)};
+    }
+
+    /** out = (x - mean)·a + b; subtracting first keeps precision when |mean| ≫ std. */
+    private static void normRow(float[] x, float[] out, int off, int len, float mean, float a, float b, boolean silu) {
+        for (int i = off; i < off + len; i++) {
+            out[i] = (x[i] - mean) * a + b;
+        }
+        if (silu) {
+            for (int i = off; i < off + len; i++) {
+                out[i] = silu(out[i]);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- linear and attention
+
+    @Override
+    public void linear(Tensor xt, Tensor wt, Tensor bt, Tensor outt) {
+        Shape xs = xt.shape(), ws = wt.shape(), os = outt.shape();
+        String what = "linear: x " + xs + ", w " + ws + ", bias " + (bt == null ? "none" : bt.shape()) + ", out " + os;
+        check(xs.rank() >= 1 && ws.rank() == 2 && xs.dim(-1) == ws.dim(1), what);
+        int in = ws.dim(1), outF = ws.dim(0);
+        int[] od = xs.dims();
+        od[od.length - 1] = outF;
+        check(os.equals(Shape.of(od)) && (bt == null || bt.shape().equals(Shape.of(outF))), what);
+        float[] x = cpu("linear", xt).data(), w = cpu("linear", wt).data(), out = cpu("linear", outt).data();
+        float[] bias = bt == null ? null : cpu("linear", bt).data();
+        check(out != x, what + " (out aliases x)");
+        int m = leading(xs);
+
+        // wᵀ [in, outF] turns each output row into multiply-adds over contiguous weight rows
+        float[] wT = scratch.take(in * outF);
+        try {
+            transpose(w, wT, 1, outF, in);
+            linearTransposed(x, wT, bias, out, m, in, outF);
+        } finally {
+            scratch.give(wT);
+        }
+    }
+
+    private void linearTransposed(float[] x, float[] wT, float[] bias, float[] out, int m, int in, int outF) {
+        int[] weightRows = new int[in];
+        for (int ci = 0; ci < in; ci++) {
+            weightRows[ci] = ci * outF;
+        }
+        int mBlocks = Math.ceilDiv(m, LINEAR_M_BLOCK), nBlocks = Math.ceilDiv(outF, LINEAR_N_BLOCK);
+        parallelFor(mBlocks * nBlocks, task -> {
+            int m0 = (task / nBlocks) * LINEAR_M_BLOCK, m1 = Math.min(m, m0 + LINEAR_M_BLOCK);
+            int n0 = (task % nBlocks) * LINEAR_N_BLOCK, nb = Math.min(outF, n0 + LINEAR_N_BLOCK) - n0;
+            double[] acc = new double[(m1 - m0) * nb];
+            for (int mi = m0; mi < m1; mi++) {
+                for (int j = 0; j < nb; j++) {
+                    acc[(mi - m0) * nb + j] = bias == null ? 0.0 : bias[n0 + j];
+                }
+            }
+            // a block of wᵀ rows stays in cache while every row of the tile uses it
+            for (int c0 = 0; c0 < in; c0 += LINEAR_K_BLOCK) {
+                int c1 = Math.min(in, c0 + LINEAR_K_BLOCK);
+                for (int mi = m0; mi < m1; mi++) {
+                    Kernels.maddTaps(acc, (mi - m0) * nb, wT, weightRows, c0, c1, n0, x, mi * in, nb);
+                }
+            }
+            for (int mi = m0; mi < m1; mi++) {
+                Kernels.store(out, mi * outF + n0, acc, (mi - m0) * nb, nb);
+            }
+        });
+    }
+
+    @Override
+    public void attention(Tensor qt, Tensor kt, Tensor vt, int heads, float scale, Tensor outt) {
+        Shape qs = qt.shape(), ks = kt.shape(), vs = vt.shape();
+        String what = "attention: q " + qs + ", k " + ks + ", v " + vs + ", heads " + heads + ", out " + outt.shape();
+        check(qs.rank() == 3 && ks.rank() == 3 && ks.equals(vs) && outt.shape().equals(qs), what);
+        check(qs.dim(0) == ks.dim(0) && qs.dim(2) == ks.dim(2) && heads > 0 && qs.dim(2) % heads == 0, what);
+        check(ks.dim(1) > 0 || qs.dim(1) == 0, what + " (no keys)");
+        float[] q = cpu("attention", qt).data(), k = cpu("attention", kt).data();
+        float[] v = cpu("attention", vt).data(), out = cpu("attention", outt).data();
+        check(out != q && out != k && out != v, what + " (out aliases an input)");
+        int b = qs.dim(0), sq = qs.dim(1), sk = ks.dim(1), ch = qs.dim(2), d = ch / heads;
+
+        // Per (batch, head): kᵀ [D, Sk] so scores are multiply-adds over keys, v [Sk, D] packed contiguously.
+        float[] kT = scratch.take(b * heads * d * sk), vh = scratch.take(b * heads * sk * d);
+        try {
+            attentionPacked(q, k, v, kT, vh, b, heads, sq, sk, d, scale, out);
+        } finally {
+            scratch.give(kT);
+            scratch.give(vh);
+        }
+    }
+
+    private void attentionPacked(float[] q, float[] k, float[] v, float[] kT, float[] vh, int b, int heads,
+            int sq, int sk, int d, float scale, float[] out) {
+        int ch = heads * d;
+        parallelFor(b * heads, bh -> {
+            int bi = bh / heads, hi = bh % heads, base = bh * sk * d;
+            for (int j = 0; j < sk; j++) {
+                int src = (bi * sk + j) * ch + hi * d;
+                System.arraycopy(v, src, vh, base + j * d, d);
+                for (int di = 0; di < d; di++) {
+                    kT[base + di * sk + j] = k[src + di];
+                }
+            }
+        });
+        int[] keyRows = new int[d], valueRows = new int[sk];
+        for (int di = 0; di < d; di++) {
+            keyRows[di] = di * sk;
+        }
+        for (int j = 0; j < sk; j++) {
+            valueRows[j] = j * d;
+        }
+        int qBlocks = Math.ceilDiv(sq, ATTENTION_Q_BLOCK);
+        parallelFor(b * heads * qBlocks, task -> {
+            int bh = task / qBlocks, bi = bh / heads, hi = bh % heads, base = bh * sk * d;
+            int i0 = (task % qBlocks) * ATTENTION_Q_BLOCK, i1 = Math.min(sq, i0 + ATTENTION_Q_BLOCK);
+            double[] scores = new double[sk], acc = new double[d];
+            float[] p = new float[sk];
+            for (int i = i0; i < i1; i++) {
+                int qOff = (bi * sq + i) * ch + hi * d;
+                Arrays.fill(scores, 0.0);
+                Kernels.maddTaps(scores, 0, kT, keyRows, 0, d, base, q, qOff, sk); // q·kᵀ, one row
+                double max = Double.NEGATIVE_INFINITY;
+                for (int j = 0; j < sk; j++) {
+                    scores[j] *= scale;
+                    max = Math.max(max, scores[j]);
+                }
+                double sum = 0;
+                for (int j = 0; j < sk; j++) {
+                    p[j] = (float) Math.exp(scores[j] - max);
+                    sum += p[j];
+                }
+                Arrays.fill(acc, 0.0);
+                Kernels.maddTaps(acc, 0, vh, valueRows, 0, sk, base, p, 0, d); // p·v
+                for (int di = 0; di < d; di++) {
+                    out[qOff + di] = (float) (acc[di] / sum);
+                }
+            }
+        });
+    }
+
+    // ---------------------------------------------------------------- activations
+
+    @Override
+    public void silu(Tensor xt, Tensor outt) {
+        float[][] xo = unary("silu", xt, outt);
+        float[] x = xo[0], out = xo[1];
+        chunked(x.length, (i0, i1) -> {
+            for (int i = i0; i < i1; i++) {
+                out[i] = silu(x[i]);
+            }
+        });
+    }
+
+    @Override
+    public void gelu(Tensor xt, Tensor outt) {
+        float[][] xo = unary("gelu", xt, outt);
+        float[] x = xo[0], out = xo[1];
+        chunked(x.length, (i0, i1) -> {
+            for (int i = i0; i < i1; i++) {
+                out[i] = gelu(x[i]);
+            }
+        });
+    }
+
+    @Override
+    public void geglu(Tensor xt, Tensor outt) {
+        Shape xs = xt.shape(), os = outt.shape();
+        String what = "geglu: x " + xs + ", out " + os;
+        check(xs.rank() >= 1 && xs.dim(-1) % 2 == 0, what);
+        int f = xs.dim(-1) / 2;
+        int[] od = xs.dims();
+        od[od.length - 1] = f;
+        check(os.equals(Shape.of(od)), what);
+        float[] x = cpu("geglu", xt).data(), out = cpu("geglu", outt).data();
+        check(out != x, what + " (out aliases x)");
+        int rows = leading(xs);
+        int rowsPerTask = Math.max(1, ELEMENTWISE_CHUNK / Math.max(1, f));
+        parallelFor(Math.ceilDiv(rows, rowsPerTask), task -> {
+            for (int row = task * rowsPerTask; row < Math.min(rows, (task + 1) * rowsPerTask); row++) {
+                for (int i = 0; i < f; i++) {
+                    out[row * f + i] = x[row * 2 * f + i] * gelu(x[row * 2 * f + f + i]);
+                }
+            }
+        });
+    }
+
+    static float silu(float x) {
+        return (float) (x / (1.0 + Math.exp(-x)));
+    }
+
+    static float gelu(float x) {
+        return (float) (0.5 * x * (1.0 + Erf.erf(x * 0.70710678118654752440)));
+    }
+
+    // ---------------------------------------------------------------- embeddings and resampling
+
+    @Override
+    public void timestepEmbedding(Tensor tt, boolean flipSinToCos, float downscaleFreqShift, Tensor outt) {
+        Shape ts = tt.shape(), os = outt.shape();
+        String what = "timestepEmbedding: t " + ts + ", out " + os;
+        check(ts.rank() == 1 && os.rank() == 2 && os.dim(0) == ts.dim(0), what);
+        float[] t = cpu("timestepEmbedding", tt).data(), out = cpu("timestepEmbedding", outt).data();
+        check(out != t, what + " (out aliases t)");
+        int b = os.dim(0), dim = os.dim(1), half = dim / 2;
+        // diffusers, all in fp32: exponent = -ln(10000)·arange(half) / (half - shift); emb = t·exp(exponent),
+        // exp rounded as PyTorch's CPU kernel rounds it; sin and cos of the fp32 argument in double
+        float negLog = (float) -Math.log(10000.0), denom = (float) (half - (double) downscaleFreqShift);
+        float[] freq = new float[half];
+        for (int i = 0; i < half; i++) {
+            freq[i] = SleefExp.expf((negLog * i) / denom);
+        }
+        int sinAt = flipSinToCos ? half : 0, cosAt = flipSinToCos ? 0 : half;
+        for (int bi = 0; bi < b; bi++) {
+            int row = bi * dim;
+            for (int i = 0; i < half; i++) {
+                float arg = t[bi] * freq[i];
+                out[row + sinAt + i] = (float) Math.sin(arg);
+                out[row + cosAt + i] = (float) Math.cos(arg);
+            }
+            if (dim % 2 == 1) {
+                out[row + dim - 1] = 0f;
+            }
+        }
+    }
+
+    @Override
+    public void upsampleNearest(Tensor xt, Tensor outt) {
+        Shape xs = xt.shape(), os = outt.shape();
+        String what = "upsampleNearest: x " + xs + ", out " + os;
+        check(xs.rank() == 4 && os.rank() == 4 && xs.dim(0) == os.dim(0) && xs.dim(1) == os.dim(1), what);
+        int h = xs.dim(2), w = xs.dim(3), oh = os.dim(2), ow = os.dim(3);
+        check((h > 0 && w > 0) || oh * ow == 0, what);
+        float[] x = cpu("upsampleNearest", xt).data(), out = cpu("upsampleNearest", outt).data();
+        check(out != x, what + " (out aliases x)");
+        int[] srcCol = new int[ow];
+        for (int j = 0; j < ow; j++) {
+            srcCol[j] = (int) ((long) j * w / ow);
+        }
+        parallelFor(xs.dim(0) * xs.dim(1), plane -> {
+            for (int i = 0; i < oh; i++) {
+                int src = plane * h * w + (int) ((long) i * h / oh) * w, dst = (plane * oh + i) * ow;
+                for (int j = 0; j < ow; j++) {
+                    out[dst + j] = x[src + srcCol[j]];
+                }
+            }
+        });
+    }
+
+    // ---------------------------------------------------------------- plumbing ops
+
+    @Override
+    public void concatChannels(Tensor at, Tensor bt, Tensor outt) {
+        Shape as = at.shape(), bs = bt.shape(), os = outt.shape();
+        String what = "concatChannels: a " + as + ", b " + bs + ", out " + os;
+        check(as.rank() == 4 && bs.rank() == 4 && as.dim(0) == bs.dim(0) && as.dim(2) == bs.dim(2)
+                && as.dim(3) == bs.dim(3), what);
+        check(os.equals(Shape.of(as.dim(0), as.dim(1) + bs.dim(1), as.dim(2), as.dim(3))), what);
+        float[] a = cpu("concatChannels", at).data(), b = cpu("concatChannels", bt).data();
+        float[] out = cpu("concatChannels", outt).data();
+        check(out != a && out != b, what + " (out aliases an input)");
+        int aLen = as.size() / Math.max(1, as.dim(0)), bLen = bs.size() / Math.max(1, bs.dim(0));
+        for (int n = 0; n < as.dim(0); n++) {
+            System.arraycopy(a, n * aLen, out, n * (aLen + bLen), aLen);
+            System.arraycopy(b, n * bLen, out, n * (aLen + bLen) + aLen, bLen);
+        }
+    }
+
+    @Override
+    public void add(Tensor at, Tensor bt, Tensor outt) {
+        String what = "add: a " + at.shape() + ", b " + bt.shape() + ", out " + outt.shape();
+        check(at.shape().equals(bt.shape()) && at.shape().equals(outt.shape()), what);
+        float[] a = cpu("add", at).data(), b = cpu("add", bt).data(), out = cpu("add", outt).data();
+        chunked(a.length, (i0, i1) -> {
+            for (int i = i0; i < i1; i++) {
+                out[i] = a[i] + b[i];
+            }
+        });
+    }
+
+    @Override
+    public void addChannelBias(Tensor xt, Tensor vt, Tensor outt) {
+        Shape xs = xt.shape();
+        String what = "addChannelBias: x " + xs + ", v " + vt.shape() + ", out " + outt.shape();
+        check(xs.rank() >= 2 && outt.shape().equals(xs) && vt.shape().equals(Shape.of(xs.dim(0), xs.dim(1))), what);
+        float[] x = cpu("addChannelBias", xt).data(), v = cpu("addChannelBias", vt).data();
+        float[] out = cpu("addChannelBias", outt).data();
+        int planes = xs.dim(0) * xs.dim(1), hw = planes == 0 ? 0 : xs.size() / planes;
+        parallelFor(planes, pl -> {
+            float bias = v[pl];
+            for (int i = pl * hw; i < (pl + 1) * hw; i++) {
+                out[i] = x[i] + bias;
+            }
+        });
+    }
+
+    @Override
+    public void scale(Tensor xt, float s, Tensor outt) {
+        float[][] xo = unary("scale", xt, outt);
+        float[] x = xo[0], out = xo[1];
+        chunked(x.length, (i0, i1) -> {
+            for (int i = i0; i < i1; i++) {
+                out[i] = x[i] * s;
+            }
+        });
+    }
+
+    @Override
+    public void nchwToTokens(Tensor xt, Tensor outt) {
+        Shape xs = xt.shape(), os = outt.shape();
+        String what = "nchwToTokens: x " + xs + ", out " + os;
+        check(xs.rank() == 4 && os.equals(Shape.of(xs.dim(0), xs.dim(2) * xs.dim(3), xs.dim(1))), what);
+        transposeBatched("nchwToTokens", xt, outt, xs.dim(0), xs.dim(1), xs.dim(2) * xs.dim(3), what);
+    }
+
+    @Override
+    public void tokensToNchw(Tensor xt, Tensor outt) {
+        Shape xs = xt.shape(), os = outt.shape();
+        String what = "tokensToNchw: x " + xs + ", out " + os;
+        check(xs.rank() == 3 && os.rank() == 4
+                && os.equals(Shape.of(xs.dim(0), xs.dim(2), os.dim(2), os.dim(3))) && os.dim(2) * os.dim(3) == xs.dim(1), what);
+        transposeBatched("tokensToNchw", xt, outt, xs.dim(0), xs.dim(1), xs.dim(2), what);
+    }
+
+    /** out[n] = x[n]ᵀ for x [N, rows, cols]. */
+    private void transposeBatched(String op, Tensor xt, Tensor outt, int n, int rows, int cols, String what) {
+        float[] x = cpu(op, xt).data(), out = cpu(op, outt).data();
+        check(out != x, what + " (out aliases x)");
+        transpose(x, out, n, rows, cols);
+    }
+
+    /** dst[b] = src[b]ᵀ for src [batches, rows, cols], in tiles so both sides stay in cache. */
+    private void transpose(float[] src, float[] dst, int batches, int rows, int cols) {
+        int rowTiles = Math.ceilDiv(rows, TRANSPOSE_TILE);
+        parallelFor(batches * rowTiles, task -> {
+            int base = (task / rowTiles) * rows * cols, r0 = (task % rowTiles) * TRANSPOSE_TILE;
+            transposeTile(src, base, rows, cols, dst, base, r0, Math.min(rows, r0 + TRANSPOSE_TILE));
+        });
+    }
+
+    private static void transposeTile(float[] src, int srcOff, int rows, int cols, float[] dst, int dstOff, int r0, int r1) {
+        for (int c0 = 0; c0 < cols; c0 += TRANSPOSE_TILE) {
+            int c1 = Math.min(cols, c0 + TRANSPOSE_TILE);
+            for (int r = r0; r < r1; r++) {
+                for (int c = c0; c < c1; c++) {
+                    dst[dstOff + c * rows + r] = src[srcOff + r * cols + c];
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    /** Product of all dimensions but the last. */
+    private static int leading(Shape s) {
+        int rows = 1;
+        for (int i = 0; i < s.rank() - 1; i++) {
+            rows = Math.multiplyExact(rows, s.dim(i));
+        }
+        return rows;
+    }
+
+    private float[][] unary(String op, Tensor xt, Tensor outt) {
+        check(xt.shape().equals(outt.shape()), op + ": x " + xt.shape() + ", out " + outt.shape());
+        return new float[][] {cpu(op, xt).data(), cpu(op, outt).data()};
+    }
+
+    private interface Range {
+        void run(int from, int to);
+    }
+
+    private void chunked(int len, Range body) {
+        parallelFor(Math.ceilDiv(len, ELEMENTWISE_CHUNK),
+                c -> body.run(c * ELEMENTWISE_CHUNK, Math.min(len, (c + 1) * ELEMENTWISE_CHUNK)));
+    }
+
+    /**
+     * Runs body(0..tasks) on the caller and threads-1 pool workers, which take task indices from a
+     * shared counter until none are left. (A parallel stream split its range lazily and often ran
+     * a whole op on one thread.)
+     */
+    private void parallelFor(int tasks, IntConsumer body) {
+        int helpers = pool == null ? 0 : Math.min(threads, tasks) - 1;
+        if (helpers <= 0) {
+            for (int i = 0; i < tasks; i++) {
+                body.accept(i);
+            }
+            return;
+        }
+        AtomicInteger next = new AtomicInteger();
+        Runnable worker = () -> {
+            try {
+                for (int i = next.getAndIncrement(); i < tasks; i = next.getAndIncrement()) {
+                    body.accept(i);
+                }
+            } catch (RuntimeException | Error e) {
+                next.set(tasks); // the others stop at their next task
+                throw e;
+            }
+        };
+        List<ForkJoinTask<?>> helping = new ArrayList<>(helpers);
+        for (int h = 0; h < helpers; h++) {
+            helping.add(pool.submit(worker));
+        }
+        Throwable failure = null;
+        try {
+            worker.run();
+        } catch (RuntimeException | Error e) {
+            failure = e;
+        }
+        // every helper has finished before the op returns or throws: none may still write into out
+        for (ForkJoinTask<?> t : helping) {
+            try {
+                t.join();
+            } catch (RuntimeException | Error e) {
+                if (failure == null) {
+                    failure = e;
+                }
+            }
+        }
+        if (failure instanceof RuntimeException e) {
+            throw e;
+        } else if (failure instanceof Error e) {
+            throw e;
+        }
+    }
+
+    private static CpuTensor cpu(String op, Tensor t) {
+        if (t instanceof CpuTensor c) {
+            return c;
+        }
+        throw new IllegalArgumentException(op + ": " + (t == null ? "null tensor" : t.getClass().getName() + " is not a CpuTensor"));
+    }
+
+    private static void check(boolean ok, String what) {
+        if (!ok) {
+            throw new IllegalArgumentException(what);
+        }
+    }
+}

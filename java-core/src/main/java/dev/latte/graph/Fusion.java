@@ -1,0 +1,82 @@
+package dev.latte.graph;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Rewrites a graph so ResNet blocks cost fewer passes over memory (DESIGN.md, "fusion follows
+ * the ResNet block"): a GroupNorm(+SiLU) read only by a convolution becomes that convolution's
+ * normalise-on-load, and an add of a convolution's output, read nowhere else, becomes that
+ * convolution's epilogue. Values that are named outputs are never fused away. Value ids are kept,
+ * so a fused graph's outputs are the unfused graph's.
+ */
+public final class Fusion {
+    private Fusion() {
+    }
+
+    public static Graph fuse(Graph g) {
+        Op[] ops = g.ops().toArray(Op[]::new);
+        int[] readers = new int[g.values().size()];
+        for (Op op : ops) {
+            for (int id : op.inputs()) {
+                if (id >= 0) {
+                    readers[id]++;
+                }
+            }
+        }
+        boolean[] named = new boolean[readers.length];
+        g.outputs().values().forEach(v -> named[v.id()] = true);
+        int[] producer = new int[readers.length];
+        Arrays.fill(producer, -1);
+        for (int i = 0; i < ops.length; i++) {
+            producer[ops[i].out()] = i;
+        }
+
+        // GroupNorm → Conv2d: the fused op takes the conv's place, the norm's inputs exist by then
+        for (int i = 0; i < ops.length; i++) {
+            if (ops[i] instanceof Op.Conv2d c && producer[c.x()] >= 0
+                    && ops[producer[c.x()]] instanceof Op.GroupNorm n && readers[n.out()] == 1 && !named[n.out()]) {
+                ops[producer[c.x()]] = null;
+                ops[i] = new Op.Conv2dFused(c.name(), n.x(), n.gamma(), n.beta(), n.groups(), n.eps(), n.silu(),
+                        c.w(), c.bias(), c.p(), -1, c.out());
+            }
+        }
+        // Conv → Add: the fused op takes the add's place, where the other operand exists
+        for (int i = 0; i < ops.length; i++) {
+            if (ops[i] instanceof Op.Add a) {
+                Op.Conv2dFused conv = fusable(ops, producer, readers, named, a.bIn());
+                int residual = a.a();
+                if (conv == null) {
+                    conv = fusable(ops, producer, readers, named, a.a());
+                    residual = a.bIn();
+                }
+                if (conv != null) {
+                    ops[producer[conv.out()]] = null;
+                    ops[i] = new Op.Conv2dFused(conv.name(), conv.x(), conv.normGamma(), conv.normBeta(),
+                            conv.groups(), conv.eps(), conv.silu(), conv.w(), conv.bias(), conv.p(), residual, a.out());
+                }
+            }
+        }
+        List<Op> fused = new ArrayList<>();
+        for (Op op : ops) {
+            if (op != null) {
+                fused.add(op);
+            }
+        }
+        return new Graph(g.values(), fused, g.inputs(), g.params(), g.outputs());
+    }
+
+    /** The conv producing {@code id} as a fused op without a residual, if it may absorb the add. */
+    private static Op.Conv2dFused fusable(Op[] ops, int[] producer, int[] readers, boolean[] named, int id) {
+        if (producer[id] < 0 || readers[id] != 1 || named[id]) {
+            return null;
+        }
+        return switch (ops[producer[id]]) {
+            case Op.Conv2d c -> new Op.Conv2dFused(c.name(), c.x(), -1, -1, 0, 0, false, c.w(), c.bias(), c.p(), -1,
+                    c.out());
+            case Op.Conv2dFused f when f.residual() < 0 -> f;
+            case null, default -> null;
+        };
+    }
+}

@@ -1,0 +1,59 @@
+package dev.latte.tests.unet;
+
+import dev.latte.core.Backend;
+import dev.latte.core.Shape;
+import dev.latte.core.Tensor;
+import dev.latte.cpu.CpuBackend;
+import dev.latte.graph.Executor;
+import dev.latte.graph.Fusion;
+import dev.latte.graph.Graph;
+import dev.latte.graph.Op;
+import dev.latte.model.UNetModel;
+import dev.latte.tests.Resources;
+import dev.latte.weights.SafeTensorsFile;
+import org.junit.jupiter.api.Test;
+
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The fused graph computes exactly what the unfused one does, with the ResNet GN/SiLU/add passes gone. */
+class FusionTest {
+    @Test
+    void fusedUNetIsBitIdenticalAndSmaller() {
+        try (UNetModel model = UNetModel.load(Resources.unetTiny()); Backend cpu = new CpuBackend()) {
+            Graph plain = model.graph(2, 16, 16, 7);
+            Graph fused = Fusion.fuse(plain);
+
+            long resnets = plain.params().keySet().stream().filter(n -> n.endsWith("conv1.weight")).count();
+            long transformers = plain.params().keySet().stream().filter(n -> n.endsWith("proj_in.weight")).count();
+            long gnPlain = plain.ops().stream().filter(o -> o instanceof Op.GroupNorm).count();
+            long gnFused = fused.ops().stream().filter(o -> o instanceof Op.GroupNorm).count();
+            // norm1, norm2 per resnet and the transformer norm fold into convs; conv_norm_out is a named output
+            assertEquals(gnPlain - 2 * resnets - transformers, gnFused);
+            assertEquals(1, gnFused);
+            long withResidual = fused.ops().stream()
+                    .filter(o -> o instanceof Op.Conv2dFused f && f.residual() >= 0).count();
+            assertEquals(resnets + transformers, withResidual, "every resnet skip and transformer proj_out residual");
+            assertTrue(fused.ops().size() < plain.ops().size());
+
+            Map<String, Tensor> params = new HashMap<>();
+            SafeTensorsFile w = model.weights();
+            plain.params().forEach((name, v) -> params.put(name, cpu.upload(v.shape(), w.toFloatArray(name))));
+            Random rnd = new Random(1);
+            Map<String, Tensor> inputs = Map.of(
+                    "sample", cpu.upload(Shape.of(2, 4, 16, 16), RandomModels.gaussian(rnd, 2 * 4 * 16 * 16)),
+                    "timestep", cpu.upload(Shape.of(2), new float[] {10, 900}),
+                    "encoder_hidden_states", cpu.upload(Shape.of(2, 7, 32), RandomModels.gaussian(rnd, 2 * 7 * 32)));
+            var a = Executor.run(plain, cpu, params, inputs, false);
+            var b = Executor.run(fused, cpu, params, inputs, false);
+            for (String name : plain.outputs().keySet()) {
+                assertArrayEquals(cpu.download(a.get(name)), cpu.download(b.get(name)), name);
+            }
+        }
+    }
+}
