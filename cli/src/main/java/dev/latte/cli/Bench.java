@@ -25,9 +25,12 @@ final class Bench {
     }
 
     static int run(List<String> args, PrintStream out, PrintStream err) {
+        if (!args.isEmpty() && args.getFirst().equals("sampling")) {
+            return SamplingBench.run(args.subList(1, args.size()), out, err);
+        }
         if (args.isEmpty() || !args.getFirst().equals("unet")) {
-            throw new Args.UsageException("bench: expected 'bench unet' (kernel benchmarks arrive with the CUDA"
-                    + " backend)");
+            throw new Args.UsageException("bench: expected 'bench unet' or 'bench sampling' (kernel benchmarks arrive"
+                    + " with the CUDA backend)");
         }
         Args a = new Args("bench unet", args.subList(1, args.size()), Set.of("model", "batch", "height", "width",
                 "context", "warmup", "iters", "backend", "threads", "json"));

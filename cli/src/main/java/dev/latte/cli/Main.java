@@ -32,6 +32,14 @@ public final class Main {
                   time UNet forwards on random inputs; median and raw times, optionally as JSON
               bench sampling --model DIR --context CTX.safetensors [--repeat 3] [--seed 42] [--json FILE]
                   time whole DDIM-20, DDIM-50 (guidance 7.5) and LCM-4 runs; UNet evaluations per run
+              sample --model DIR --context CTX.safetensors --out OUT [--scheduler ddim|lcm] [--steps 50|4]
+                     [--guidance 7.5|1] [--seed 0] [--eta 0] [--spacing leading|trailing|linspace]
+                     [--prediction epsilon|v_prediction|sample] [--original-steps 50] [--lora FILE]
+                     [--lora-scale 1] [--init-latents FILE] [--noise FILE] [--height H] [--width W]
+                     [--trace] [--backend cpu] [--threads N]
+                  denoise seeded latents; writes OUT.safetensors ('latents'; every step with --trace) and OUT.png
+              lora-merge --model DIR --lora FILE --out DIR2 [--scale 1]
+                  write DIR's model with the LoRA merged into its weights to DIR2
             """;
 
     private Main() {
@@ -54,6 +62,8 @@ public final class Main {
                         Set.of("model", "golden", "backend", "min-psnr", "threads")), out, err);
                 case "info" -> Info.run(new Args("info", rest, Set.of("model")), out);
                 case "bench" -> Bench.run(rest, out, err);
+                case "sample" -> Sample.run(new Args("sample", rest, Sample.OPTIONS, Sample.FLAGS), out, err);
+                case "lora-merge" -> LoraMerge.run(new Args("lora-merge", rest, LoraMerge.OPTIONS), out, err);
                 default -> throw new Args.UsageException("unknown command '" + args[0] + "'\n" + USAGE);
             };
         } catch (Args.UsageException | WeightsException | GraphException | NonFiniteException

@@ -1,0 +1,120 @@
+package dev.latte.cli;
+
+import dev.latte.lora.Lora;
+import dev.latte.model.UNetModel;
+import dev.latte.weights.DType;
+import dev.latte.weights.SafeTensorsFile;
+import dev.latte.weights.SafeTensorsWriter;
+import dev.latte.weights.TensorInfo;
+import dev.latte.weights.WeightsException;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.stream.Collectors;
+
+/**
+ * {@code latte lora-merge}: a model folder with a LoRA merged into its weights, written as a new
+ * diffusers folder (config.json copied, weights in their original dtypes, untouched tensors copied
+ * byte for byte).
+ */
+final class LoraMerge {
+    static final Set<String> OPTIONS = Set.of("model", "lora", "scale", "out");
+
+    private LoraMerge() {
+    }
+
+    static int run(Args a, PrintStream out, PrintStream err) {
+        Path modelDir = Path.of(a.required("model"));
+        Path loraFile = Path.of(a.required("lora"));
+        Path outDir = Path.of(a.required("out"));
+        double scale = a.getDouble("scale", 1.0);
+        try (UNetModel model = UNetModel.load(modelDir)) {
+            if (Files.exists(outDir) && isSameFile(outDir, modelDir)) {
+                throw new Args.UsageException("lora-merge: --out " + outDir + " is the input model folder;"
+                        + " write the merged model somewhere else");
+            }
+            if (Files.exists(outDir) && !Files.isDirectory(outDir)) {
+                throw new Args.UsageException("lora-merge: --out " + outDir + " exists and is not a directory");
+            }
+            Lora lora = Lora.load(loraFile, model.weights());
+            report(lora, err);
+            if (lora.modules().isEmpty()) {
+                throw new WeightsException(lora.file() + ": no LoRA module fits " + modelDir
+                        + " (all " + lora.unknownKeys().size() + " tensors are unknown)");
+            }
+            Map<String, float[]> merged = lora.mergedWeights(model.weights(), scale);
+            SafeTensorsFile weights = model.weights();
+            SafeTensorsWriter w = new SafeTensorsWriter();
+            weights.metadata().forEach(w::metadata);
+            w.metadata("lora_merged", lora.file() + " scale " + scale);
+            for (TensorInfo t : weights.tensors()) {
+                float[] v = merged.get(t.name());
+                w.add(t.name(), t.dtype(), t.shape(), v == null ? weights.data(t.name()) : encode(t.dtype(), v));
+            }
+            Files.createDirectories(outDir);
+            w.write(outDir.resolve(weights.path().getFileName()));
+            Path cfg = outDir.resolve(UNetModel.CONFIG);
+            Path tmp = outDir.resolve("." + UNetModel.CONFIG + "." + ProcessHandle.current().pid() + ".tmp");
+            Files.copy(modelDir.resolve(UNetModel.CONFIG), tmp, StandardCopyOption.REPLACE_EXISTING);
+            Files.move(tmp, cfg, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            var ranks = lora.modules().stream().map(m -> Integer.toString(m.rank())).collect(Collectors.toSet());
+            var alphas = lora.modules().stream().map(m -> fmt(m.alpha())).collect(Collectors.toSet());
+            out.printf("merged %d LoRA modules (rank %s, alpha %s) at scale %s into %d of %d tensors; wrote %s%n",
+                    lora.modules().size(), String.join("/", ranks), String.join("/", alphas), scale, merged.size(),
+                    weights.tensors().size(), outDir);
+            return 0;
+        } catch (IOException e) {
+            throw new WeightsException(outDir + ": cannot write: " + e.getMessage(), e);
+        }
+    }
+
+    /** Unknown keys in one warning line: often a text-encoder half the UNet has no use for. */
+    static void report(Lora lora, PrintStream err) {
+        List<String> unknown = lora.unknownKeys();
+        if (!unknown.isEmpty()) {
+            err.println("latte: warning: " + lora.file() + ": " + unknown.size() + " tensor(s) match no UNet weight"
+                    + " and are ignored: " + String.join(", ", unknown));
+        }
+    }
+
+    private static boolean isSameFile(Path a, Path b) throws IOException {
+        return Files.isSameFile(a, b);
+    }
+
+    private static String fmt(float v) {
+        return v == Math.rint(v) ? Long.toString((long) v) : Float.toString(v);
+    }
+
+    /** Back to the tensor's own dtype, rounding to nearest even as PyTorch's casts do. */
+    static MemorySegment encode(DType dtype, float[] v) {
+        var le = ByteOrder.LITTLE_ENDIAN;
+        MemorySegment s = MemorySegment.ofArray(new byte[v.length * dtype.byteSize()]);
+        for (int i = 0; i < v.length; i++) {
+            switch (dtype) {
+                case F32 -> s.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(le), i, v[i]);
+                case F64 -> s.setAtIndex(ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(le), i, v[i]);
+                case F16 -> s.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(le), i, Float.floatToFloat16(v[i]));
+                case BF16 -> s.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(le), i, bf16(v[i]));
+                default -> throw new IllegalArgumentException("cannot store merged weights as " + dtype);
+            }
+        }
+        return s;
+    }
+
+    private static short bf16(float f) {
+        int bits = Float.floatToRawIntBits(f);
+        if (Float.isNaN(f)) {
+            return (short) ((bits >>> 16) | 0x40); // stay a (quiet) NaN
+        }
+        return (short) ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16);
+    }
+}
