@@ -1,0 +1,175 @@
+package dev.latte.cuda;
+
+import java.io.File;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.SymbolLookup;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.function.UnaryOperator;
+import java.util.stream.Stream;
+
+/**
+ * Finds the CUDA driver ({@code libcuda.so.1}) and NVRTC ({@code libnvrtc.so.13}, then {@code .12})
+ * by soname at run time, so one jar runs on CUDA 12 and 13 systems. Places tried, in order: every
+ * directory of {@code LATTE_CUDA_LIB_DIR} (a path list), {@code $CUDA_HOME/lib64},
+ * {@code /usr/local/cuda/lib64}, the dynamic loader's own search (LD_LIBRARY_PATH, ld.so.cache),
+ * then, for the driver, {@code /usr/local/nvidia/lib64} and {@code /usr/lib/wsl/lib}. Where NVRTC
+ * is taken from a directory, the {@code libnvrtc-builtins} beside it is loaded first (NVRTC finds
+ * it by soname and would not look in that directory). Libraries stay loaded for the life of the
+ * process; the result, or the failure, is cached.
+ */
+@SuppressWarnings("restricted")   // binding native code is this class's job
+public final class NativeLibraries {
+    private NativeLibraries() {
+    }
+
+    /** What to look for: sonames in order of preference, and whether NVRTC's builtins come first. */
+    record Spec(List<String> sonames, boolean nvrtcBuiltins, List<String> lastResortDirs) {
+    }
+
+    /** A loaded library and where it came from. */
+    record Loaded(SymbolLookup lookup, String location) {
+    }
+
+    static final Spec CUDA = new Spec(List.of("libcuda.so.1"), false,
+            List.of("/usr/local/nvidia/lib64", "/usr/lib/wsl/lib"));
+    static final Spec NVRTC = new Spec(List.of("libnvrtc.so.13", "libnvrtc.so.12"), true, List.of());
+    static final String DEFAULT_CUDA_HOME = "/usr/local/cuda";
+
+    private static Object cuda;   // Loaded or CudaUnavailableException
+    private static Object nvrtc;
+
+    /** The driver API library; throws {@link CudaUnavailableException} listing every path tried. */
+    public static SymbolLookup cuda() {
+        return loaded(true).lookup();
+    }
+
+    /** NVRTC; throws {@link CudaUnavailableException} listing every path tried. */
+    public static SymbolLookup nvrtc() {
+        return loaded(false).lookup();
+    }
+
+    /** Where the driver library was loaded from (a path, or a soname found by the loader). */
+    public static String cudaLocation() {
+        return loaded(true).location();
+    }
+
+    /** Where NVRTC was loaded from. */
+    public static String nvrtcLocation() {
+        return loaded(false).location();
+    }
+
+    private static synchronized Loaded loaded(boolean driver) {
+        Object o = driver ? cuda : nvrtc;
+        if (o == null) {
+            try {
+                o = load(driver ? CUDA : NVRTC, System::getenv, true);
+            } catch (CudaUnavailableException e) {
+                o = e;
+            }
+            if (driver) {
+                cuda = o;
+            } else {
+                nvrtc = o;
+            }
+        }
+        if (o instanceof CudaUnavailableException e) {
+            throw new CudaUnavailableException(e.getMessage());   // fresh stack trace, same one-line message
+        }
+        return (Loaded) o;
+    }
+
+    /** The directories searched before the loader path, in order, without duplicates. */
+    static List<Path> directories(UnaryOperator<String> env) {
+        Set<Path> dirs = new LinkedHashSet<>();
+        String libDir = env.apply("LATTE_CUDA_LIB_DIR");
+        if (libDir != null) {
+            for (String d : libDir.split(File.pathSeparator)) {
+                if (!d.isBlank()) {
+                    dirs.add(Path.of(d));
+                }
+            }
+        }
+        String cudaHome = env.apply("CUDA_HOME");
+        if (cudaHome != null && !cudaHome.isBlank()) {
+            dirs.add(Path.of(cudaHome, "lib64"));
+        }
+        dirs.add(Path.of(DEFAULT_CUDA_HOME, "lib64"));
+        return List.copyOf(dirs);
+    }
+
+    /**
+     * Loads the first library {@code spec} names from the places above; package-private so tests
+     * can pass their own environment. {@code loaderPath} false skips the dynamic loader's search.
+     */
+    static Loaded load(Spec spec, UnaryOperator<String> env, boolean loaderPath) {
+        List<String> tried = new ArrayList<>();
+        for (Path dir : directories(env)) {
+            Loaded l = fromDirectory(spec, dir, tried);
+            if (l != null) {
+                return l;
+            }
+        }
+        if (loaderPath) {
+            for (String soname : spec.sonames()) {
+                try {
+                    return new Loaded(SymbolLookup.libraryLookup(soname, Arena.global()), soname + " (loader path)");
+                } catch (IllegalArgumentException e) {
+                    String ld = env.apply("LD_LIBRARY_PATH");
+                    tried.add(soname + " on the loader path (LD_LIBRARY_PATH="
+                            + (ld == null || ld.isEmpty() ? "unset" : ld) + ", ld.so.cache)");
+                }
+            }
+        }
+        for (String d : spec.lastResortDirs()) {
+            Loaded l = fromDirectory(spec, Path.of(d), tried);
+            if (l != null) {
+                return l;
+            }
+        }
+        throw new CudaUnavailableException("no " + String.join(" or ", spec.sonames())
+                + " (tried: " + String.join(", ", tried) + ")");
+    }
+
+    private static Loaded fromDirectory(Spec spec, Path dir, List<String> tried) {
+        for (String soname : spec.sonames()) {
+            Path p = dir.resolve(soname);
+            if (!Files.isRegularFile(p)) {
+                tried.add(p.toString());
+                continue;
+            }
+            try {
+                if (spec.nvrtcBuiltins()) {
+                    loadBuiltins(dir, soname);
+                }
+                return new Loaded(SymbolLookup.libraryLookup(p, Arena.global()), p.toString());
+            } catch (IllegalArgumentException e) {
+                tried.add(p + " (present but failed to load: " + e.getMessage() + ")");
+            }
+        }
+        return null;
+    }
+
+    /** libnvrtc.so.13 opens libnvrtc-builtins.so.13.x by soname; have it loaded already. */
+    private static void loadBuiltins(Path dir, String nvrtcSoname) {
+        String prefix = nvrtcSoname.replace("libnvrtc.so.", "libnvrtc-builtins.so.") + ".";
+        List<Path> builtins;
+        try (Stream<Path> s = Files.list(dir)) {
+            builtins = s.filter(f -> f.getFileName().toString().startsWith(prefix)).sorted().toList();
+        } catch (IOException e) {
+            return;   // NVRTC will say which builtins library it could not find
+        }
+        for (Path b : builtins) {
+            try {
+                SymbolLookup.libraryLookup(b, Arena.global());
+            } catch (IllegalArgumentException e) {
+                // same: NVRTC reports the builtins it cannot open at compile time
+            }
+        }
+    }
+}
