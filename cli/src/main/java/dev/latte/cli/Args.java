@@ -4,6 +4,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeSet;
 
 /** {@code --key value} options of one command, checked against the options it knows. */
 final class Args {
@@ -24,7 +25,7 @@ final class Args {
                 continue;
             }
             if (!a.startsWith("--") || !known.contains(a.substring(2))) {
-                var all = new java.util.TreeSet<>(known);
+                var all = new TreeSet<>(known);
                 all.addAll(flags);
                 throw new UsageException(command + ": unknown option '" + a + "' (known: --"
                         + String.join(", --", all) + ")");

@@ -23,6 +23,7 @@ final class Info {
             out.println("model: " + model.dir());
             out.println("weights: " + model.weights().path().getFileName() + " (" + model.weights().tensors().size()
                     + " tensors)");
+            out.println("mode: " + model.mode());
             out.printf("parameters: %,d%n", model.parameterCount());
             for (Map.Entry<DType, Long> e : model.bytesByDtype().entrySet()) {
                 out.printf("bytes %s: %,d (%.2f MiB)%n", e.getKey(), e.getValue(), e.getValue() / 1048576.0);

@@ -3,6 +3,9 @@ package dev.latte.cli;
 import dev.latte.core.Backend;
 import dev.latte.core.Compare;
 import dev.latte.cpu.CpuBackend;
+import dev.latte.cuda.CudaContext;
+import dev.latte.cuda.CudaUnavailableException;
+import dev.latte.cuda.backend.CudaBackend;
 import dev.latte.graph.GraphException;
 import dev.latte.graph.NonFiniteException;
 import dev.latte.model.GoldenCase;
@@ -23,8 +26,14 @@ import java.util.Set;
 public final class Main {
     static final String USAGE = """
             usage: latte COMMAND [options]
-              validate --model DIR --golden CASE.safetensors [--backend cpu] [--min-psnr DB] [--threads N]
-                  run the UNet on a golden case's inputs; PSNR per stored tensor; exit 1 below --min-psnr (110)
+              validate --model DIR --golden CASE.safetensors [--backend cpu|cuda] [--dtype fp32|fp16]
+                       [--min-psnr DB] [--threads N]
+                       [--int8-mode w8a16|w8a8]
+                  run the UNet on a golden case's inputs; PSNR per stored tensor; exit 1 below --min-psnr
+                  (default 110 on cpu, 100 on cuda fp32, 45 on cuda fp16)
+              plan --config sd15|DIR [--height 512] [--width 512] [--batch 2] [--context 77] [--dtype fp16|fp32]
+                   [--keep out|all] [--json FILE]
+                  plan one UNet step's activations into one arena (no weights needed); totals and largest tensors
               info --model DIR
                   the model's config, parameter count and weight bytes per dtype
               bench unet --model DIR [--batch 2] [--height H] [--width W] [--context 77] [--warmup 3]
@@ -40,6 +49,12 @@ public final class Main {
                   denoise seeded latents; writes OUT.safetensors ('latents'; every step with --trace) and OUT.png
               lora-merge --model DIR --lora FILE --out DIR2 [--scale 1]
                   write DIR's model with the LoRA merged into its weights to DIR2
+              quantize --model DIR --out DIR2
+                  write DIR's model with every conv/linear weight int8 per output channel (+ fp32 scales) to DIR2
+              prune --model DIR --ratio R --out DIR2 [--grad GRADS.safetensors]
+                  structured pruning of inner widths (resnet, attention, feed-forward) by L2 importance to DIR2
+              compression-report --model DIR [--goldens DIR] [--json FILE] [--threads N]
+                  fp32/fp16/int8 (W8A16, W8A8)/pruned 0.25 and 0.5: weight bytes, parameters, PSNR vs the goldens
             """;
 
     private Main() {
@@ -59,11 +74,16 @@ public final class Main {
         try {
             return switch (args[0]) {
                 case "validate" -> validate(new Args("validate", rest,
-                        Set.of("model", "golden", "backend", "min-psnr", "threads")), out, err);
+                        Set.of("model", "golden", "backend", "dtype", "min-psnr", "threads", "int8-mode")), out, err);
                 case "info" -> Info.run(new Args("info", rest, Set.of("model")), out);
                 case "bench" -> Bench.run(rest, out, err);
                 case "sample" -> Sample.run(new Args("sample", rest, Sample.OPTIONS, Sample.FLAGS), out, err);
                 case "lora-merge" -> LoraMerge.run(new Args("lora-merge", rest, LoraMerge.OPTIONS), out, err);
+                case "quantize" -> Quantize.run(new Args("quantize", rest, Quantize.OPTIONS), out);
+                case "prune" -> Prune.run(new Args("prune", rest, Prune.OPTIONS), out);
+                case "compression-report" -> CompressionReport.run(new Args("compression-report", rest,
+                        CompressionReport.OPTIONS), out, err);
+                case "plan" -> Plan.run(new Args("plan", rest, Plan.OPTIONS), out);
                 default -> throw new Args.UsageException("unknown command '" + args[0] + "'\n" + USAGE);
             };
         } catch (Args.UsageException | WeightsException | GraphException | NonFiniteException
@@ -85,15 +105,40 @@ public final class Main {
         if (name.equals("cpu")) {
             return new CpuBackend(threads);
         }
-        throw new Args.UsageException("unknown backend '" + name + "' (this build has: cpu)");
+        if (name.equals("cuda")) {
+            CudaBackend.Precision precision = switch (a.get("dtype", "fp32")) {
+                case "fp32" -> CudaBackend.Precision.FP32;
+                case "fp16" -> CudaBackend.Precision.FP16;
+                default -> throw new Args.UsageException("--dtype must be fp16 or fp32, not '" + a.get("dtype", "") + "'");
+            };
+            String reason = CudaContext.unavailableReason();
+            if (reason != null) {
+                throw new Args.UsageException("cuda backend unavailable: " + reason);
+            }
+            try {
+                return CudaBackend.open(0, precision);
+            } catch (CudaUnavailableException e) {
+                throw new Args.UsageException("cuda backend unavailable: " + e.getMessage());
+            }
+        }
+        throw new Args.UsageException("unknown backend '" + name + "' (this build has: cpu, cuda)");
+    }
+
+    /** validate's default gate: 110 dB on the CPU, 100 on CUDA fp32, 45 on CUDA fp16 (DESIGN.md). */
+    static double defaultMinPsnr(Args a) {
+        if (!a.get("backend", "cpu").equals("cuda")) {
+            return 110;
+        }
+        return a.get("dtype", "fp32").equals("fp16") ? 45 : 100;
     }
 
     private static int validate(Args a, PrintStream out, PrintStream err) {
         Path modelDir = Path.of(a.required("model"));
         Path golden = Path.of(a.required("golden"));
-        double minPsnr = a.getDouble("min-psnr", 110);
+        double minPsnr = a.getDouble("min-psnr", defaultMinPsnr(a));
         try (Backend backend = backend(a); UNetModel model = UNetModel.load(modelDir);
-             UNetRunner runner = new UNetRunner(model, backend)) {
+             UNetRunner runner = new UNetRunner(model, backend,
+                     dev.latte.core.Int8Mode.parse(a.get("int8-mode", "w8a16")))) {
             err.println("latte: running " + golden.getFileName() + " on " + backend.name() + "...");
             long t0 = System.nanoTime();
             List<GoldenCase.Row> rows = GoldenCase.validate(runner, golden);

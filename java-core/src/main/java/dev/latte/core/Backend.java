@@ -21,14 +21,54 @@ public interface Backend extends AutoCloseable {
     /** Gives the tensor's storage back; the tensor must not be used afterwards. */
     void release(Tensor t);
 
+    // ---- planned memory (dev.latte.plan): one arena per plan, activations as views into it ---------
+
+    /** Whether {@link #arena}, {@link #view} and {@link #write} work; planned execution needs all three. */
+    default boolean supportsArena() {
+        return false;
+    }
+
+    /** Bytes per activation element this backend stores (fp32 4, fp16 2): plans for it are made at this size. */
+    default int activationBytes() {
+        return Float.BYTES;
+    }
+
+    /**
+     * One allocation of {@code bytes} (contents undefined) that a {@code MemoryPlan}'s activations
+     * live in, made once per plan, before the first step; {@link #release} frees it. A device
+     * backend makes one device allocation here and none during a step.
+     */
+    default Tensor arena(long bytes) {
+        throw new UnsupportedOperationException(name() + " backend: arenas are not supported");
+    }
+
+    /**
+     * A tensor of {@code shape} whose storage is {@code arena}'s bytes from {@code byteOffset} on
+     * (the plan's offsets are 256-byte aligned). Making a view allocates no storage; a view is
+     * valid while its arena is and must not be released itself. Ops must accept views wherever
+     * they accept tensors, including an output view that is the very same bytes as an input view
+     * for the in-place ops below.
+     */
+    default Tensor view(Tensor arena, long byteOffset, Shape shape) {
+        throw new UnsupportedOperationException(name() + " backend: arena views are not supported");
+    }
+
+    /** Copies host fp32 values into an existing tensor (a graph input's view in the arena). */
+    default void write(Tensor t, float[] values) {
+        throw new UnsupportedOperationException(name() + " backend: write into a tensor is not supported");
+    }
+
     /** out = conv(x, w) + bias; x [N,C,H,W], w [K,C,R,S], bias [K] or null, out [N,K,P,Q]. */
     void conv2d(Tensor x, Tensor w, Tensor bias, Conv2dParams p, Tensor out);
 
     /**
      * Fused convolution: out = conv(norm(x), w) + bias (+ residual). {@code norm} (nullable) is a
      * GroupNorm(+SiLU) applied on load; {@code residual} (nullable, out's shape) is added in the
-     * epilogue. This default composes the unfused ops, exactly as the graph would have run them;
-     * a backend with a fused kernel overrides it.
+     * epilogue, and <b>out may be residual</b> (the memory planner runs this op in place over a
+     * residual that dies here): each output element reads its residual element before writing.
+     * This default composes the unfused ops, exactly as the graph would have run them, through a
+     * temporary so the in-place case is safe; it allocates, so a backend that runs from a plan's
+     * arena with no allocation inside a step overrides it.
      */
     default void conv2dFused(Tensor x, NormAct norm, Tensor w, Tensor bias, Conv2dParams p, Tensor residual,
                              Tensor out) {
@@ -40,9 +80,17 @@ public interface Backend extends AutoCloseable {
             if (norm != null) {
                 groupNorm(x, norm.gamma(), norm.beta(), norm.groups(), norm.eps(), norm.silu(), in);
             }
-            conv2d(in, w, bias, p, out);
-            if (residual != null) {
-                add(residual, out, out);
+            if (residual == null) {
+                conv2d(in, w, bias, p, out);
+            } else {
+                // out may be residual: the conv must not overwrite it before the add reads it
+                Tensor conv = allocate(out.shape());
+                try {
+                    conv2d(in, w, bias, p, conv);
+                    add(residual, conv, out);
+                } finally {
+                    release(conv);
+                }
             }
         } finally {
             if (in != x) {
@@ -66,9 +114,10 @@ public interface Backend extends AutoCloseable {
      */
     void attention(Tensor q, Tensor k, Tensor v, int heads, float scale, Tensor out);
 
+    /** out may be x. */
     void silu(Tensor x, Tensor out);
 
-    /** Exact (erf) GELU. */
+    /** Exact (erf) GELU; out may be x. */
     void gelu(Tensor x, Tensor out);
 
     /** x [..., 2F] split into a, gate along the last dim; out [..., F] = a · gelu(gate). */
@@ -100,6 +149,37 @@ public interface Backend extends AutoCloseable {
 
     /** [N,H·W,C] → [N,C,H,W] (out's shape gives H and W). */
     void tokensToNchw(Tensor x, Tensor out);
+
+    // ---- int8 weights (DESIGN.md "Precision"); defaults refuse, so a backend opts in -------------
+
+    /** Whether this backend runs {@code op}: {@code "linearInt8"}, {@code "conv2dInt8"}; float ops always. */
+    default boolean supports(String op) {
+        return !op.endsWith("Int8");
+    }
+
+    /** A tensor holding a copy of host int8 values (quantised weights). */
+    default Tensor uploadInt8(Shape shape, byte[] values) {
+        throw new UnsupportedOperationException(name() + " backend: int8 tensors (uploadInt8) are not supported");
+    }
+
+    /**
+     * out = x·(w_q·w_scale)ᵀ + bias; x [..., in], w_q int8 [outF, in] from {@link #uploadInt8},
+     * w_scale [outF] (per output channel), bias [outF] or null. {@link Int8Mode} says whether
+     * activations are quantised too (W8A8: per row of x, i.e. per token).
+     */
+    default void linearInt8(Tensor x, Tensor wq, Tensor wScale, Tensor bias, Int8Mode mode, Tensor out) {
+        throw new UnsupportedOperationException(name() + " backend: op linearInt8 (" + mode + ") is not supported");
+    }
+
+    /**
+     * out = conv(x, w_q·w_scale) + bias; shapes as {@link #conv2d}, w_q int8 [K,C,R,S], w_scale [K].
+     * W8A8 quantises activations per row of the implicit-GEMM patch matrix: one scale per
+     * (image, output pixel) over its C·R·S input patch, zero padding included.
+     */
+    default void conv2dInt8(Tensor x, Tensor wq, Tensor wScale, Tensor bias, Conv2dParams p, Int8Mode mode,
+                            Tensor out) {
+        throw new UnsupportedOperationException(name() + " backend: op conv2dInt8 (" + mode + ") is not supported");
+    }
 
     @Override
     void close();

@@ -2,6 +2,8 @@ package dev.latte.cpu;
 
 import dev.latte.core.Backend;
 import dev.latte.core.Conv2dParams;
+import dev.latte.core.Int8Mode;
+import dev.latte.core.NormAct;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
 import java.util.ArrayList;
@@ -10,6 +12,7 @@ import java.util.List;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.ForkJoinTask;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.IntConsumer;
 
 /**
@@ -39,6 +42,7 @@ public final class CpuBackend implements Backend {
     private final int threads;
     private final ForkJoinPool pool;
     private final ScratchPool scratch = new ScratchPool();
+    private final AtomicLong allocations = new AtomicLong();
 
     public CpuBackend() {
         this(Runtime.getRuntime().availableProcessors());
@@ -63,7 +67,16 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor allocate(Shape shape) {
+        allocations.incrementAndGet();
         return new CpuTensor(shape);
+    }
+
+    /**
+     * Tensors this backend has allocated so far ({@link #allocate}, {@link #upload}, {@link #arena}),
+     * including those a composed op allocates for itself: a step run from a planned arena adds none.
+     */
+    public long allocations() {
+        return allocations.get();
     }
 
     @Override
@@ -71,17 +84,89 @@ public final class CpuBackend implements Backend {
         if (values.length != shape.size()) {
             throw new IllegalArgumentException("upload: " + values.length + " values for shape " + shape);
         }
+        allocations.incrementAndGet();
         return new CpuTensor(shape, values.clone());
     }
 
     @Override
     public float[] download(Tensor t) {
-        return cpu("download", t).data().clone();
+        if (t instanceof CpuInt8Tensor q) {
+            float[] v = new float[q.data().length];
+            for (int i = 0; i < v.length; i++) {
+                v[i] = q.data()[i];
+            }
+            return v;
+        }
+        CpuTensor c = cpu("download", t);
+        return Arrays.copyOfRange(c.array(), c.offset(), c.offset() + t.shape().size());
+    }
+
+    @Override
+    public void write(Tensor t, float[] values) {
+        CpuTensor c = cpu("write", t);
+        if (values.length != t.shape().size()) {
+            throw new IllegalArgumentException("write: " + values.length + " values for shape " + t.shape());
+        }
+        System.arraycopy(values, 0, c.array(), c.offset(), values.length);
+    }
+
+    @Override
+    public boolean supportsArena() {
+        return true;
+    }
+
+    /** One host float array of {@code bytes / 4} floats (fp32 plans: {@code bytes} is a multiple of 4). */
+    @Override
+    public Tensor arena(long bytes) {
+        if (bytes < 0 || bytes % Float.BYTES != 0 || bytes / Float.BYTES > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("arena: " + bytes + " bytes is not a whole number of floats"
+                    + " that fits one Java array");
+        }
+        allocations.incrementAndGet();
+        return new CpuTensor(Shape.of((int) (bytes / Float.BYTES)));
+    }
+
+    @Override
+    public Tensor view(Tensor arena, long byteOffset, Shape shape) {
+        CpuTensor a = cpu("view", arena);
+        if (a.isView() || byteOffset % Float.BYTES != 0 || byteOffset < 0
+                || byteOffset / Float.BYTES > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("view: " + shape + " at byte " + byteOffset + " of " + arena
+                    + " (the arena must come from arena(), the offset must be a multiple of 4)");
+        }
+        return new CpuTensor(a, (int) (byteOffset / Float.BYTES), shape);
     }
 
     @Override
     public void release(Tensor t) {
+        if (t instanceof CpuInt8Tensor q) {
+            q.release();
+            return;
+        }
         cpu("release", t).release();
+    }
+
+    // ---------------------------------------------------------------- int8 weights (CpuInt8Ops)
+
+    @Override
+    public boolean supports(String op) {
+        return true;
+    }
+
+    @Override
+    public Tensor uploadInt8(Shape shape, byte[] values) {
+        return new CpuInt8Tensor(shape, values.clone());
+    }
+
+    @Override
+    public void linearInt8(Tensor x, Tensor wq, Tensor wScale, Tensor bias, Int8Mode mode, Tensor out) {
+        CpuInt8Ops.linear(this, x, wq, wScale, bias, mode, out);
+    }
+
+    @Override
+    public void conv2dInt8(Tensor x, Tensor wq, Tensor wScale, Tensor bias, Conv2dParams p, Int8Mode mode,
+                           Tensor out) {
+        CpuInt8Ops.conv2d(this, x, wq, wScale, bias, p, mode, out);
     }
 
     @Override
@@ -96,6 +181,33 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void conv2d(Tensor xt, Tensor wt, Tensor bt, Conv2dParams p, Tensor outt) {
+        conv(xt, wt, bt, p, null, outt);
+    }
+
+    /**
+     * GroupNorm(+SiLU) into per-call scratch, then the conv with the residual added in its
+     * epilogue: out = residual + (float) conv, the same float sum {@code add(residual, conv, out)}
+     * rounds to. Each output element reads its residual element just before writing it, so out may
+     * be residual; no backend tensor is allocated.
+     */
+    @Override
+    public void conv2dFused(Tensor x, NormAct norm, Tensor w, Tensor bias, Conv2dParams p, Tensor residual,
+                            Tensor out) {
+        if (norm == null) {
+            conv(x, w, bias, p, residual, out);
+            return;
+        }
+        float[] buf = scratch.take(x.shape().size());
+        try {
+            CpuTensor normed = new CpuTensor(new CpuTensor(Shape.of(buf.length), buf), 0, x.shape());
+            groupNorm(x, norm.gamma(), norm.beta(), norm.groups(), norm.eps(), norm.silu(), normed);
+            conv(normed, w, bias, p, residual, out);
+        } finally {
+            scratch.give(buf);
+        }
+    }
+
+    private void conv(Tensor xt, Tensor wt, Tensor bt, Conv2dParams p, Tensor rt, Tensor outt) {
         Shape xs = xt.shape(), ws = wt.shape(), os = outt.shape();
         String what = "conv2d: x " + xs + ", w " + ws + ", bias " + (bt == null ? "none" : bt.shape())
                 + ", " + p + ", out " + os;
@@ -107,9 +219,15 @@ public final class CpuBackend implements Backend {
         int pOut = p.outHeight(h, r), qOut = p.outWidth(w, s);
         check(pOut > 0 && qOut > 0 && os.equals(Shape.of(n, k, pOut, qOut)), what);
         check(bt == null || bt.shape().equals(Shape.of(k)), what);
-        float[] x = cpu("conv2d", xt).data(), wts = cpu("conv2d", wt).data(), out = cpu("conv2d", outt).data();
-        float[] bias = bt == null ? null : cpu("conv2d", bt).data();
-        check(out != x, what + " (out aliases x)");
+        check(rt == null || rt.shape().equals(os), what + ", residual " + (rt == null ? "none" : rt.shape()));
+        CpuTensor xc = cpu("conv2d", xt), wc = cpu("conv2d", wt), oc = cpu("conv2d", outt);
+        CpuTensor bc = bt == null ? null : cpu("conv2d", bt), rc = rt == null ? null : cpu("conv2d", rt);
+        float[] x = xc.array(), wts = wc.array(), out = oc.array();
+        float[] bias = bc == null ? null : bc.array(), res = rc == null ? null : rc.array();
+        int xo = xc.offset(), wo = wc.offset(), oo = oc.offset(), bo = bc == null ? 0 : bc.offset();
+        int ro = rc == null ? 0 : rc.offset();
+        check(!oc.overlaps(xc), what + " (out aliases x)");
+        check(rc == null || !rc.overlaps(oc) || ro == oo, what + " (out partly overlaps residual)");
 
         // Zero-pad x and split it into stride phases (xp[c][a][b][i][j] = padded x[i·sh + a][j·sw + b]):
         // every kernel tap then reads one phase plane at a fixed shift, so a run of output rows
@@ -129,21 +247,21 @@ public final class CpuBackend implements Backend {
                             int ih = i * sh + a - pt, row = base + i * wph;
                             for (int j = 0; j < wph; j++) {
                                 int iw = j * sw + b - pl;
-                                xp[row + j] = ih >= 0 && ih < h && iw >= 0 && iw < w ? x[(nc * h + ih) * w + iw] : 0f;
+                                xp[row + j] = ih >= 0 && ih < h && iw >= 0 && iw < w ? x[xo + (nc * h + ih) * w + iw] : 0f;
                             }
                         }
                     }
                 }
             });
-            convPhased(xp, wts, bias, out, n, c, k, r, s, sh, sw, hph, wph, pOut, qOut);
+            convPhased(xp, wts, wo, bias, bo, res, ro, out, oo, n, c, k, r, s, sh, sw, hph, wph, pOut, qOut);
         } finally {
             scratch.give(xp);
         }
     }
 
     /** The conv proper over the phase-split input built by {@link #conv2d}. */
-    private void convPhased(float[] xp, float[] wts, float[] bias, float[] out, int n, int c, int k, int r, int s,
-            int sh, int sw, int hph, int wph, int pOut, int qOut) {
+    private void convPhased(float[] xp, float[] wts, int wo, float[] bias, int bo, float[] res, int ro, float[] out,
+            int oo, int n, int c, int k, int r, int s, int sh, int sw, int hph, int wph, int pOut, int qOut) {
         int phPlane = hph * wph, perChannel = sh * sw * phPlane, perImage = c * perChannel;
         int terms = c * r * s;
         int[] off = new int[terms];
@@ -162,18 +280,23 @@ public final class CpuBackend implements Backend {
             int k0 = kb * CONV_K_BLOCK, k1 = Math.min(k, k0 + CONV_K_BLOCK);
             double[] acc = new double[(k1 - k0) * len];
             for (int ki = k0; ki < k1; ki++) {
-                Arrays.fill(acc, (ki - k0) * len, (ki - k0 + 1) * len, bias == null ? 0.0 : bias[ki]);
+                Arrays.fill(acc, (ki - k0) * len, (ki - k0 + 1) * len, bias == null ? 0.0 : bias[bo + ki]);
             }
             // a block of taps at a time, so its slice of input stays in cache across the output channels
             for (int t0 = 0; t0 < terms; t0 += CONV_TAP_BLOCK) {
                 int t1 = Math.min(terms, t0 + CONV_TAP_BLOCK);
                 for (int ki = k0; ki < k1; ki++) {
-                    Kernels.maddTaps(acc, (ki - k0) * len, xp, off, t0, t1, ni * perImage + p0 * wph, wts, ki * terms, len);
+                    Kernels.maddTaps(acc, (ki - k0) * len, xp, off, t0, t1, ni * perImage + p0 * wph, wts, wo + ki * terms, len);
                 }
             }
             for (int ki = k0; ki < k1; ki++) {
                 for (int pi = p0; pi < p1; pi++) {
-                    Kernels.store(out, ((ni * k + ki) * pOut + pi) * qOut, acc, (ki - k0) * len + (pi - p0) * wph, qOut);
+                    int o = ((ni * k + ki) * pOut + pi) * qOut, a = (ki - k0) * len + (pi - p0) * wph;
+                    if (res == null) {
+                        Kernels.store(out, oo + o, acc, a, qOut);
+                    } else {
+                        Kernels.storeAdd(out, oo + o, res, ro + o, acc, a, qOut);
+                    }
                 }
             }
         });
@@ -189,16 +312,20 @@ public final class CpuBackend implements Backend {
         check(xs.rank() >= 2 && groups > 0 && xs.dim(1) % groups == 0 && outt.shape().equals(xs), what);
         int n = xs.dim(0), c = xs.dim(1);
         check(gt.shape().equals(Shape.of(c)) && bt.shape().equals(Shape.of(c)), what);
-        float[] x = cpu("groupNorm", xt).data(), gamma = cpu("groupNorm", gt).data();
-        float[] beta = cpu("groupNorm", bt).data(), out = cpu("groupNorm", outt).data();
+        CpuTensor xc = cpu("groupNorm", xt), gc = cpu("groupNorm", gt), bc = cpu("groupNorm", bt);
+        CpuTensor oc = cpu("groupNorm", outt);
+        float[] x = xc.array(), gamma = gc.array(), beta = bc.array(), out = oc.array();
+        int xo = xc.offset(), go = gc.offset(), bo = bc.offset(), oo = oc.offset();
+        check(!oc.overlaps(xc) || xo == oo, what + " (out partly overlaps x)");
         int hw = n * c == 0 ? 0 : xs.size() / (n * c), cpg = c / groups, len = cpg * hw;
         parallelFor(n * groups, task -> {
             int base = task * len;
-            double[] stats = meanAndRstd(x, base, len, eps);
+            double[] stats = meanAndRstd(x, xo + base, len, eps);
             float mean = (float) stats[0];
             for (int ci = 0; ci < cpg; ci++) {
                 int ch = (task % groups) * cpg + ci;
-                normRow(x, out, base + ci * hw, hw, mean, (float) (gamma[ch] * stats[1]), beta[ch], silu);
+                normRow(x, xo + base + ci * hw, out, oo + base + ci * hw, hw, mean, (float) (gamma[go + ch] * stats[1]),
+                        beta[bo + ch], silu);
             }
         });
     }
@@ -210,17 +337,20 @@ public final class CpuBackend implements Backend {
         check(xs.rank() >= 1 && outt.shape().equals(xs), what);
         int d = xs.dim(-1);
         check(gt.shape().equals(Shape.of(d)) && bt.shape().equals(Shape.of(d)), what);
-        float[] x = cpu("layerNorm", xt).data(), gamma = cpu("layerNorm", gt).data();
-        float[] beta = cpu("layerNorm", bt).data(), out = cpu("layerNorm", outt).data();
+        CpuTensor xc = cpu("layerNorm", xt), gc = cpu("layerNorm", gt), bc = cpu("layerNorm", bt);
+        CpuTensor oc = cpu("layerNorm", outt);
+        float[] x = xc.array(), gamma = gc.array(), beta = bc.array(), out = oc.array();
+        int xo = xc.offset(), go = gc.offset(), bo = bc.offset(), oo = oc.offset();
+        check(!oc.overlaps(xc) || xo == oo, what + " (out partly overlaps x)");
         int rows = leading(xs);
         int rowsPerTask = Math.max(1, ELEMENTWISE_CHUNK / Math.max(1, d));
         parallelFor(Math.ceilDiv(rows, rowsPerTask), task -> {
             for (int row = task * rowsPerTask; row < Math.min(rows, (task + 1) * rowsPerTask); row++) {
                 int base = row * d;
-                double[] stats = meanAndRstd(x, base, d, eps);
+                double[] stats = meanAndRstd(x, xo + base, d, eps);
                 float mean = (float) stats[0], rstd = (float) stats[1];
                 for (int i = 0; i < d; i++) {
-                    out[base + i] = (x[base + i] - mean) * rstd * gamma[i] + beta[i];
+                    out[oo + base + i] = (x[xo + base + i] - mean) * rstd * gamma[go + i] + beta[bo + i];
                 }
             }
         });
@@ -241,12 +371,13 @@ public final class CpuBackend implements Backend {
     }
 
     /** out = (x - mean)·a + b; subtracting first keeps precision when |mean| ≫ std. */
-    private static void normRow(float[] x, float[] out, int off, int len, float mean, float a, float b, boolean silu) {
-        for (int i = off; i < off + len; i++) {
-            out[i] = (x[i] - mean) * a + b;
+    private static void normRow(float[] x, int xOff, float[] out, int oOff, int len, float mean, float a, float b,
+                                boolean silu) {
+        for (int i = 0; i < len; i++) {
+            out[oOff + i] = (x[xOff + i] - mean) * a + b;
         }
         if (silu) {
-            for (int i = off; i < off + len; i++) {
+            for (int i = oOff; i < oOff + len; i++) {
                 out[i] = silu(out[i]);
             }
         }
@@ -263,22 +394,25 @@ public final class CpuBackend implements Backend {
         int[] od = xs.dims();
         od[od.length - 1] = outF;
         check(os.equals(Shape.of(od)) && (bt == null || bt.shape().equals(Shape.of(outF))), what);
-        float[] x = cpu("linear", xt).data(), w = cpu("linear", wt).data(), out = cpu("linear", outt).data();
-        float[] bias = bt == null ? null : cpu("linear", bt).data();
-        check(out != x, what + " (out aliases x)");
+        CpuTensor xc = cpu("linear", xt), wc = cpu("linear", wt), oc = cpu("linear", outt);
+        CpuTensor bc = bt == null ? null : cpu("linear", bt);
+        float[] x = xc.array(), w = wc.array(), out = oc.array(), bias = bc == null ? null : bc.array();
+        int xo = xc.offset(), oo = oc.offset(), bo = bc == null ? 0 : bc.offset();
+        check(!oc.overlaps(xc), what + " (out aliases x)");
         int m = leading(xs);
 
         // wᵀ [in, outF] turns each output row into multiply-adds over contiguous weight rows
         float[] wT = scratch.take(in * outF);
         try {
-            transpose(w, wT, 1, outF, in);
-            linearTransposed(x, wT, bias, out, m, in, outF);
+            transpose(w, wc.offset(), wT, 0, 1, outF, in);
+            linearTransposed(x, xo, wT, bias, bo, out, oo, m, in, outF);
         } finally {
             scratch.give(wT);
         }
     }
 
-    private void linearTransposed(float[] x, float[] wT, float[] bias, float[] out, int m, int in, int outF) {
+    private void linearTransposed(float[] x, int xo, float[] wT, float[] bias, int bo, float[] out, int oo, int m,
+                                  int in, int outF) {
         int[] weightRows = new int[in];
         for (int ci = 0; ci < in; ci++) {
             weightRows[ci] = ci * outF;
@@ -290,18 +424,18 @@ public final class CpuBackend implements Backend {
             double[] acc = new double[(m1 - m0) * nb];
             for (int mi = m0; mi < m1; mi++) {
                 for (int j = 0; j < nb; j++) {
-                    acc[(mi - m0) * nb + j] = bias == null ? 0.0 : bias[n0 + j];
+                    acc[(mi - m0) * nb + j] = bias == null ? 0.0 : bias[bo + n0 + j];
                 }
             }
             // a block of wᵀ rows stays in cache while every row of the tile uses it
             for (int c0 = 0; c0 < in; c0 += LINEAR_K_BLOCK) {
                 int c1 = Math.min(in, c0 + LINEAR_K_BLOCK);
                 for (int mi = m0; mi < m1; mi++) {
-                    Kernels.maddTaps(acc, (mi - m0) * nb, wT, weightRows, c0, c1, n0, x, mi * in, nb);
+                    Kernels.maddTaps(acc, (mi - m0) * nb, wT, weightRows, c0, c1, n0, x, xo + mi * in, nb);
                 }
             }
             for (int mi = m0; mi < m1; mi++) {
-                Kernels.store(out, mi * outF + n0, acc, (mi - m0) * nb, nb);
+                Kernels.store(out, oo + mi * outF + n0, acc, (mi - m0) * nb, nb);
             }
         });
     }
@@ -313,31 +447,33 @@ public final class CpuBackend implements Backend {
         check(qs.rank() == 3 && ks.rank() == 3 && ks.equals(vs) && outt.shape().equals(qs), what);
         check(qs.dim(0) == ks.dim(0) && qs.dim(2) == ks.dim(2) && heads > 0 && qs.dim(2) % heads == 0, what);
         check(ks.dim(1) > 0 || qs.dim(1) == 0, what + " (no keys)");
-        float[] q = cpu("attention", qt).data(), k = cpu("attention", kt).data();
-        float[] v = cpu("attention", vt).data(), out = cpu("attention", outt).data();
-        check(out != q && out != k && out != v, what + " (out aliases an input)");
+        CpuTensor qc = cpu("attention", qt), kc = cpu("attention", kt), vc = cpu("attention", vt);
+        CpuTensor oc = cpu("attention", outt);
+        float[] q = qc.array(), k = kc.array(), v = vc.array(), out = oc.array();
+        check(!oc.overlaps(qc) && !oc.overlaps(kc) && !oc.overlaps(vc), what + " (out aliases an input)");
         int b = qs.dim(0), sq = qs.dim(1), sk = ks.dim(1), ch = qs.dim(2), d = ch / heads;
 
         // Per (batch, head): kᵀ [D, Sk] so scores are multiply-adds over keys, v [Sk, D] packed contiguously.
         float[] kT = scratch.take(b * heads * d * sk), vh = scratch.take(b * heads * sk * d);
         try {
-            attentionPacked(q, k, v, kT, vh, b, heads, sq, sk, d, scale, out);
+            attentionPacked(q, qc.offset(), k, kc.offset(), v, vc.offset(), kT, vh, b, heads, sq, sk, d, scale, out,
+                    oc.offset());
         } finally {
             scratch.give(kT);
             scratch.give(vh);
         }
     }
 
-    private void attentionPacked(float[] q, float[] k, float[] v, float[] kT, float[] vh, int b, int heads,
-            int sq, int sk, int d, float scale, float[] out) {
+    private void attentionPacked(float[] q, int qo, float[] k, int ko, float[] v, int vo, float[] kT, float[] vh,
+            int b, int heads, int sq, int sk, int d, float scale, float[] out, int oo) {
         int ch = heads * d;
         parallelFor(b * heads, bh -> {
             int bi = bh / heads, hi = bh % heads, base = bh * sk * d;
             for (int j = 0; j < sk; j++) {
                 int src = (bi * sk + j) * ch + hi * d;
-                System.arraycopy(v, src, vh, base + j * d, d);
+                System.arraycopy(v, vo + src, vh, base + j * d, d);
                 for (int di = 0; di < d; di++) {
-                    kT[base + di * sk + j] = k[src + di];
+                    kT[base + di * sk + j] = k[ko + src + di];
                 }
             }
         });
@@ -357,7 +493,7 @@ public final class CpuBackend implements Backend {
             for (int i = i0; i < i1; i++) {
                 int qOff = (bi * sq + i) * ch + hi * d;
                 Arrays.fill(scores, 0.0);
-                Kernels.maddTaps(scores, 0, kT, keyRows, 0, d, base, q, qOff, sk); // q·kᵀ, one row
+                Kernels.maddTaps(scores, 0, kT, keyRows, 0, d, base, q, qo + qOff, sk); // q·kᵀ, one row
                 double max = Double.NEGATIVE_INFINITY;
                 for (int j = 0; j < sk; j++) {
                     scores[j] *= scale;
@@ -371,7 +507,7 @@ public final class CpuBackend implements Backend {
                 Arrays.fill(acc, 0.0);
                 Kernels.maddTaps(acc, 0, vh, valueRows, 0, sk, base, p, 0, d); // p·v
                 for (int di = 0; di < d; di++) {
-                    out[qOff + di] = (float) (acc[di] / sum);
+                    out[oo + qOff + di] = (float) (acc[di] / sum);
                 }
             }
         });
@@ -381,22 +517,24 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void silu(Tensor xt, Tensor outt) {
-        float[][] xo = unary("silu", xt, outt);
-        float[] x = xo[0], out = xo[1];
-        chunked(x.length, (i0, i1) -> {
+        CpuTensor xc = cpu("silu", xt), oc = unary("silu", xt, outt);
+        float[] x = xc.array(), out = oc.array();
+        int xo = xc.offset(), oo = oc.offset();
+        chunked(xt.shape().size(), (i0, i1) -> {
             for (int i = i0; i < i1; i++) {
-                out[i] = silu(x[i]);
+                out[oo + i] = silu(x[xo + i]);
             }
         });
     }
 
     @Override
     public void gelu(Tensor xt, Tensor outt) {
-        float[][] xo = unary("gelu", xt, outt);
-        float[] x = xo[0], out = xo[1];
-        chunked(x.length, (i0, i1) -> {
+        CpuTensor xc = cpu("gelu", xt), oc = unary("gelu", xt, outt);
+        float[] x = xc.array(), out = oc.array();
+        int xo = xc.offset(), oo = oc.offset();
+        chunked(xt.shape().size(), (i0, i1) -> {
             for (int i = i0; i < i1; i++) {
-                out[i] = gelu(x[i]);
+                out[oo + i] = gelu(x[xo + i]);
             }
         });
     }
@@ -410,14 +548,16 @@ public final class CpuBackend implements Backend {
         int[] od = xs.dims();
         od[od.length - 1] = f;
         check(os.equals(Shape.of(od)), what);
-        float[] x = cpu("geglu", xt).data(), out = cpu("geglu", outt).data();
-        check(out != x, what + " (out aliases x)");
+        CpuTensor xc = cpu("geglu", xt), oc = cpu("geglu", outt);
+        float[] x = xc.array(), out = oc.array();
+        int xo = xc.offset(), oo = oc.offset();
+        check(!oc.overlaps(xc), what + " (out aliases x)");
         int rows = leading(xs);
         int rowsPerTask = Math.max(1, ELEMENTWISE_CHUNK / Math.max(1, f));
         parallelFor(Math.ceilDiv(rows, rowsPerTask), task -> {
             for (int row = task * rowsPerTask; row < Math.min(rows, (task + 1) * rowsPerTask); row++) {
                 for (int i = 0; i < f; i++) {
-                    out[row * f + i] = x[row * 2 * f + i] * gelu(x[row * 2 * f + f + i]);
+                    out[oo + row * f + i] = x[xo + row * 2 * f + i] * gelu(x[xo + row * 2 * f + f + i]);
                 }
             }
         });
@@ -438,8 +578,10 @@ public final class CpuBackend implements Backend {
         Shape ts = tt.shape(), os = outt.shape();
         String what = "timestepEmbedding: t " + ts + ", out " + os;
         check(ts.rank() == 1 && os.rank() == 2 && os.dim(0) == ts.dim(0), what);
-        float[] t = cpu("timestepEmbedding", tt).data(), out = cpu("timestepEmbedding", outt).data();
-        check(out != t, what + " (out aliases t)");
+        CpuTensor tc = cpu("timestepEmbedding", tt), oc = cpu("timestepEmbedding", outt);
+        float[] t = tc.array(), out = oc.array();
+        int to = tc.offset(), oo = oc.offset();
+        check(!oc.overlaps(tc), what + " (out aliases t)");
         int b = os.dim(0), dim = os.dim(1), half = dim / 2;
         // diffusers, all in fp32: exponent = -ln(10000)·arange(half) / (half - shift); emb = t·exp(exponent),
         // exp rounded as PyTorch's CPU kernel rounds it; sin and cos of the fp32 argument in double
@@ -450,9 +592,9 @@ public final class CpuBackend implements Backend {
         }
         int sinAt = flipSinToCos ? half : 0, cosAt = flipSinToCos ? 0 : half;
         for (int bi = 0; bi < b; bi++) {
-            int row = bi * dim;
+            int row = oo + bi * dim;
             for (int i = 0; i < half; i++) {
-                float arg = t[bi] * freq[i];
+                float arg = t[to + bi] * freq[i];
                 out[row + sinAt + i] = (float) Math.sin(arg);
                 out[row + cosAt + i] = (float) Math.cos(arg);
             }
@@ -469,15 +611,17 @@ public final class CpuBackend implements Backend {
         check(xs.rank() == 4 && os.rank() == 4 && xs.dim(0) == os.dim(0) && xs.dim(1) == os.dim(1), what);
         int h = xs.dim(2), w = xs.dim(3), oh = os.dim(2), ow = os.dim(3);
         check((h > 0 && w > 0) || oh * ow == 0, what);
-        float[] x = cpu("upsampleNearest", xt).data(), out = cpu("upsampleNearest", outt).data();
-        check(out != x, what + " (out aliases x)");
+        CpuTensor xc = cpu("upsampleNearest", xt), oc = cpu("upsampleNearest", outt);
+        float[] x = xc.array(), out = oc.array();
+        int xo = xc.offset(), oo = oc.offset();
+        check(!oc.overlaps(xc), what + " (out aliases x)");
         int[] srcCol = new int[ow];
         for (int j = 0; j < ow; j++) {
             srcCol[j] = (int) ((long) j * w / ow);
         }
         parallelFor(xs.dim(0) * xs.dim(1), plane -> {
             for (int i = 0; i < oh; i++) {
-                int src = plane * h * w + (int) ((long) i * h / oh) * w, dst = (plane * oh + i) * ow;
+                int src = xo + plane * h * w + (int) ((long) i * h / oh) * w, dst = oo + (plane * oh + i) * ow;
                 for (int j = 0; j < ow; j++) {
                     out[dst + j] = x[src + srcCol[j]];
                 }
@@ -494,13 +638,13 @@ public final class CpuBackend implements Backend {
         check(as.rank() == 4 && bs.rank() == 4 && as.dim(0) == bs.dim(0) && as.dim(2) == bs.dim(2)
                 && as.dim(3) == bs.dim(3), what);
         check(os.equals(Shape.of(as.dim(0), as.dim(1) + bs.dim(1), as.dim(2), as.dim(3))), what);
-        float[] a = cpu("concatChannels", at).data(), b = cpu("concatChannels", bt).data();
-        float[] out = cpu("concatChannels", outt).data();
-        check(out != a && out != b, what + " (out aliases an input)");
+        CpuTensor ac = cpu("concatChannels", at), bc = cpu("concatChannels", bt), oc = cpu("concatChannels", outt);
+        float[] a = ac.array(), b = bc.array(), out = oc.array();
+        check(!oc.overlaps(ac) && !oc.overlaps(bc), what + " (out aliases an input)");
         int aLen = as.size() / Math.max(1, as.dim(0)), bLen = bs.size() / Math.max(1, bs.dim(0));
         for (int n = 0; n < as.dim(0); n++) {
-            System.arraycopy(a, n * aLen, out, n * (aLen + bLen), aLen);
-            System.arraycopy(b, n * bLen, out, n * (aLen + bLen) + aLen, bLen);
+            System.arraycopy(a, ac.offset() + n * aLen, out, oc.offset() + n * (aLen + bLen), aLen);
+            System.arraycopy(b, bc.offset() + n * bLen, out, oc.offset() + n * (aLen + bLen) + aLen, bLen);
         }
     }
 
@@ -508,10 +652,14 @@ public final class CpuBackend implements Backend {
     public void add(Tensor at, Tensor bt, Tensor outt) {
         String what = "add: a " + at.shape() + ", b " + bt.shape() + ", out " + outt.shape();
         check(at.shape().equals(bt.shape()) && at.shape().equals(outt.shape()), what);
-        float[] a = cpu("add", at).data(), b = cpu("add", bt).data(), out = cpu("add", outt).data();
-        chunked(a.length, (i0, i1) -> {
+        CpuTensor ac = cpu("add", at), bc = cpu("add", bt), oc = cpu("add", outt);
+        check((!oc.overlaps(ac) || oc.offset() == ac.offset()) && (!oc.overlaps(bc) || oc.offset() == bc.offset()),
+                what + " (out partly overlaps an input)");
+        float[] a = ac.array(), b = bc.array(), out = oc.array();
+        int ao = ac.offset(), bo = bc.offset(), oo = oc.offset();
+        chunked(at.shape().size(), (i0, i1) -> {
             for (int i = i0; i < i1; i++) {
-                out[i] = a[i] + b[i];
+                out[oo + i] = a[ao + i] + b[bo + i];
             }
         });
     }
@@ -521,24 +669,27 @@ public final class CpuBackend implements Backend {
         Shape xs = xt.shape();
         String what = "addChannelBias: x " + xs + ", v " + vt.shape() + ", out " + outt.shape();
         check(xs.rank() >= 2 && outt.shape().equals(xs) && vt.shape().equals(Shape.of(xs.dim(0), xs.dim(1))), what);
-        float[] x = cpu("addChannelBias", xt).data(), v = cpu("addChannelBias", vt).data();
-        float[] out = cpu("addChannelBias", outt).data();
+        CpuTensor xc = cpu("addChannelBias", xt), vc = cpu("addChannelBias", vt), oc = cpu("addChannelBias", outt);
+        check(!oc.overlaps(xc) || oc.offset() == xc.offset(), what + " (out partly overlaps x)");
+        float[] x = xc.array(), v = vc.array(), out = oc.array();
+        int xo = xc.offset(), vo = vc.offset(), oo = oc.offset();
         int planes = xs.dim(0) * xs.dim(1), hw = planes == 0 ? 0 : xs.size() / planes;
         parallelFor(planes, pl -> {
-            float bias = v[pl];
+            float bias = v[vo + pl];
             for (int i = pl * hw; i < (pl + 1) * hw; i++) {
-                out[i] = x[i] + bias;
+                out[oo + i] = x[xo + i] + bias;
             }
         });
     }
 
     @Override
     public void scale(Tensor xt, float s, Tensor outt) {
-        float[][] xo = unary("scale", xt, outt);
-        float[] x = xo[0], out = xo[1];
-        chunked(x.length, (i0, i1) -> {
+        CpuTensor xc = cpu("scale", xt), oc = unary("scale", xt, outt);
+        float[] x = xc.array(), out = oc.array();
+        int xo = xc.offset(), oo = oc.offset();
+        chunked(xt.shape().size(), (i0, i1) -> {
             for (int i = i0; i < i1; i++) {
-                out[i] = x[i] * s;
+                out[oo + i] = x[xo + i] * s;
             }
         });
     }
@@ -562,17 +713,17 @@ public final class CpuBackend implements Backend {
 
     /** out[n] = x[n]ᵀ for x [N, rows, cols]. */
     private void transposeBatched(String op, Tensor xt, Tensor outt, int n, int rows, int cols, String what) {
-        float[] x = cpu(op, xt).data(), out = cpu(op, outt).data();
-        check(out != x, what + " (out aliases x)");
-        transpose(x, out, n, rows, cols);
+        CpuTensor xc = cpu(op, xt), oc = cpu(op, outt);
+        check(!oc.overlaps(xc), what + " (out aliases x)");
+        transpose(xc.array(), xc.offset(), oc.array(), oc.offset(), n, rows, cols);
     }
 
     /** dst[b] = src[b]ᵀ for src [batches, rows, cols], in tiles so both sides stay in cache. */
-    private void transpose(float[] src, float[] dst, int batches, int rows, int cols) {
+    private void transpose(float[] src, int srcOff, float[] dst, int dstOff, int batches, int rows, int cols) {
         int rowTiles = Math.ceilDiv(rows, TRANSPOSE_TILE);
         parallelFor(batches * rowTiles, task -> {
             int base = (task / rowTiles) * rows * cols, r0 = (task % rowTiles) * TRANSPOSE_TILE;
-            transposeTile(src, base, rows, cols, dst, base, r0, Math.min(rows, r0 + TRANSPOSE_TILE));
+            transposeTile(src, srcOff + base, rows, cols, dst, dstOff + base, r0, Math.min(rows, r0 + TRANSPOSE_TILE));
         });
     }
 
@@ -598,9 +749,13 @@ public final class CpuBackend implements Backend {
         return rows;
     }
 
-    private float[][] unary(String op, Tensor xt, Tensor outt) {
-        check(xt.shape().equals(outt.shape()), op + ": x " + xt.shape() + ", out " + outt.shape());
-        return new float[][] {cpu(op, xt).data(), cpu(op, outt).data()};
+    /** out after checking it has x's shape and is x itself or apart from it. */
+    private static CpuTensor unary(String op, Tensor xt, Tensor outt) {
+        String what = op + ": x " + xt.shape() + ", out " + outt.shape();
+        check(xt.shape().equals(outt.shape()), what);
+        CpuTensor x = cpu(op, xt), out = cpu(op, outt);
+        check(!out.overlaps(x) || out.offset() == x.offset(), what + " (out partly overlaps x)");
+        return out;
     }
 
     private interface Range {
@@ -617,7 +772,7 @@ public final class CpuBackend implements Backend {
      * shared counter until none are left. (A parallel stream split its range lazily and often ran
      * a whole op on one thread.)
      */
-    private void parallelFor(int tasks, IntConsumer body) {
+    void parallelFor(int tasks, IntConsumer body) {
         int helpers = pool == null ? 0 : Math.min(threads, tasks) - 1;
         if (helpers <= 0) {
             for (int i = 0; i < tasks; i++) {

@@ -3,10 +3,18 @@ package dev.latte.cpu;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
 
-/** A host fp32 tensor: a shape and a row-major float array it owns. */
+/**
+ * A host fp32 tensor: a shape and a row-major run of {@code shape.numel()} floats starting at
+ * {@link #offset()} in a float array. The array is the tensor's own, or an arena's that many
+ * tensors share at planned offsets ({@link CpuBackend#view}); every kernel indexes from the
+ * offset.
+ */
 public final class CpuTensor implements Tensor {
     private final Shape shape;
-    private float[] data;
+    private final int offset;
+    private final int length;
+    private final CpuTensor arena;
+    private float[] array;
 
     /** Wraps {@code data} without copying; the tensor owns it from now on. */
     public CpuTensor(Shape shape, float[] data) {
@@ -14,11 +22,28 @@ public final class CpuTensor implements Tensor {
             throw new IllegalArgumentException("CpuTensor: " + data.length + " values for shape " + shape);
         }
         this.shape = shape;
-        this.data = data;
+        this.array = data;
+        this.offset = 0;
+        this.length = data.length;
+        this.arena = null;
     }
 
     public CpuTensor(Shape shape) {
         this(shape, new float[shape.size()]);
+    }
+
+    /** A view of {@code shape.numel()} floats of {@code arena}'s array from {@code offset} on. */
+    CpuTensor(CpuTensor arena, int offset, Shape shape) {
+        int len = shape.size();
+        if (offset < 0 || (long) offset + len > arena.length) {
+            throw new IllegalArgumentException("CpuTensor view of " + shape + " at float " + offset
+                    + " runs past its " + arena.length + "-float arena");
+        }
+        this.shape = shape;
+        this.array = null;
+        this.offset = arena.offset + offset;
+        this.length = len;
+        this.arena = arena;
     }
 
     @Override
@@ -26,20 +51,52 @@ public final class CpuTensor implements Tensor {
         return shape;
     }
 
-    /** The backing array itself (not a copy). */
-    public float[] data() {
-        if (data == null) {
-            throw new IllegalStateException("CpuTensor " + shape + " used after release");
+    /** The backing array itself (not a copy); the tensor's values are {@code [offset, offset + size)}. */
+    public float[] array() {
+        float[] a = arena != null ? arena.array : array;
+        if (a == null) {
+            throw new IllegalStateException("CpuTensor " + shape + " used after " + (arena != null
+                    ? "its arena was released" : "release"));
         }
-        return data;
+        return a;
+    }
+
+    /** Index of the first value in {@link #array()}. */
+    public int offset() {
+        return offset;
+    }
+
+    /** Whether this tensor is a view into an arena (its storage is the arena's). */
+    public boolean isView() {
+        return arena != null;
+    }
+
+    /**
+     * The backing array of a tensor that owns all of it (offset 0, one value per element).
+     *
+     * @throws IllegalStateException for an arena view; use {@link #array()} and {@link #offset()}
+     */
+    public float[] data() {
+        if (arena != null || offset != 0 || array().length != length) {
+            throw new IllegalStateException("CpuTensor " + shape + " is a view at offset " + offset
+                    + "; read it with array() and offset()");
+        }
+        return array();
+    }
+
+    /** Whether the two tensors' values share any float of one array. */
+    boolean overlaps(CpuTensor o) {
+        return array() == o.array() && offset < o.offset + o.length && o.offset < offset + length;
     }
 
     void release() {
-        data = null;
+        if (arena == null) {
+            array = null;
+        }
     }
 
     @Override
     public String toString() {
-        return "CpuTensor" + shape;
+        return "CpuTensor" + shape + (arena != null ? "@" + offset : "");
     }
 }

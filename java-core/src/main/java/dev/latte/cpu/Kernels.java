@@ -54,4 +54,15 @@ final class Kernels {
             out[o + j] = (float) acc[a + j];
         }
     }
+
+    /**
+     * out[o+j] = res[r+j] + (float) acc[a+j] for j in [0, n): a conv epilogue's skip-add, the same
+     * float sum as storing then adding. Each element's residual is read before it is written, so
+     * out may be res (o == r).
+     */
+    static void storeAdd(float[] out, int o, float[] res, int r, double[] acc, int a, int n) {
+        for (int j = 0; j < n; j++) {
+            out[o + j] = res[r + j] + (float) acc[a + j];
+        }
+    }
 }

@@ -2,6 +2,7 @@ package dev.latte.graph;
 
 import dev.latte.core.Backend;
 import dev.latte.core.Tensor;
+import dev.latte.plan.PlannedArena;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -10,7 +11,9 @@ import java.util.SequencedMap;
 /**
  * Runs a graph's op list on a backend. Activations are allocated when produced and released after
  * their last reader, so peak memory follows the graph's liveness; parameters and inputs belong to
- * the caller. The named outputs come back as backend tensors the caller must release.
+ * the caller. The named outputs come back as backend tensors the caller must release. The
+ * planned mode ({@link #run(Graph, Backend, PlannedArena, Map, boolean)}) instead runs every op on
+ * the arena views a {@code MemoryPlan} gave it, allocating nothing.
  */
 public final class Executor {
     private Executor() {
@@ -66,6 +69,40 @@ public final class Executor {
                 }
             }
         }
+    }
+
+    /**
+     * Runs the graph out of a planned arena: every activation is the arena view the plan gave it,
+     * so no op allocates. The caller has written the graph inputs into {@code arena.input(name)};
+     * the kept outputs come back as views into the arena, valid until the next step or until the
+     * arena is closed (download them, never release them). Inputs that die during the step are
+     * overwritten, so write them again before another run.
+     */
+    public static SequencedMap<String, Tensor> run(Graph graph, Backend backend, PlannedArena arena,
+                                                   Map<String, Tensor> params, boolean checkEachOp) {
+        if (arena.graph() != graph || arena.backend() != backend) {
+            throw new IllegalArgumentException("the planned arena was made for another graph or backend");
+        }
+        Tensor[] env = arena.env();
+        for (var e : graph.params().entrySet()) {
+            env[e.getValue().id()] = require(params, e.getKey(), "parameter");
+        }
+        for (int i = 0; i < graph.ops().size(); i++) {
+            Op op = graph.ops().get(i);
+            op.run(backend, env);
+            if (checkEachOp) {
+                long bad = nonFinite(backend.download(env[op.out()]));
+                if (bad > 0) {
+                    throw new NonFiniteException("op '" + op.name() + "' produced " + bad
+                            + " non-finite values from finite inputs");
+                }
+            }
+        }
+        SequencedMap<String, Tensor> out = new LinkedHashMap<>();
+        for (String name : arena.plan().keptOutputs()) {
+            out.put(name, env[graph.outputs().get(name).id()]);
+        }
+        return out;
     }
 
     private static Tensor require(Map<String, Tensor> map, String name, String what) {

@@ -24,6 +24,27 @@ public final class GraphBuilder {
     private final SequencedMap<String, Value> params = new LinkedHashMap<>();
     private final SequencedMap<String, Value> outputs = new LinkedHashMap<>();
     private final Deque<String> scope = new ArrayDeque<>();
+    private final WeightFormat format;
+
+    /** A builder whose weights are all float with the config's shapes. */
+    public GraphBuilder() {
+        this(WeightFormat.CONFIG);
+    }
+
+    /** A builder that emits int8 ops for the weights {@code format} says are int8. */
+    public GraphBuilder(WeightFormat format) {
+        this.format = format;
+    }
+
+    /**
+     * Dimension {@code dim} of the stored parameter {@code local} in the current scope, or
+     * {@code fallback} where the format does not know it: how a builder reads the inner width of
+     * a pruned module.
+     */
+    public int storedDim(String local, int dim, int fallback) {
+        int[] s = format.shape(path(local));
+        return s == null || s.length <= dim ? fallback : s[dim];
+    }
 
     /** Enters a module scope (a checkpoint key prefix); {@link #pop} leaves it. */
     public void push(String name) {
@@ -118,6 +139,12 @@ public final class GraphBuilder {
             throw bad("conv2d", "input " + s + " too small for a " + kernel + "x" + kernel + " kernel");
         }
         Value out = act("conv2d", Shape.of(s.dim(0), outChannels, oh, ow));
+        if (format.isInt8(w.name())) {
+            Value sc = param("weight" + WeightFormat.SCALE_SUFFIX, Shape.of(outChannels));
+            ops.add(new Op.Conv2dInt8(out.name(), x.id(), w.id(), sc.id(), b == null ? -1 : b.id(), p,
+                    format.int8Mode(), out.id()));
+            return out;
+        }
         ops.add(new Op.Conv2d(out.name(), x.id(), w.id(), b == null ? -1 : b.id(), p, out.id()));
         return out;
     }
@@ -152,6 +179,12 @@ public final class GraphBuilder {
         int[] dims = s.dims();
         dims[dims.length - 1] = outFeatures;
         Value out = act("linear", Shape.of(dims));
+        if (format.isInt8(w.name())) {
+            Value sc = param("weight" + WeightFormat.SCALE_SUFFIX, Shape.of(outFeatures));
+            ops.add(new Op.LinearInt8(out.name(), x.id(), w.id(), sc.id(), b == null ? -1 : b.id(),
+                    format.int8Mode(), out.id()));
+            return out;
+        }
         ops.add(new Op.Linear(out.name(), x.id(), w.id(), b == null ? -1 : b.id(), out.id()));
         return out;
     }

@@ -2,6 +2,7 @@ package dev.latte.graph;
 
 import dev.latte.core.Backend;
 import dev.latte.core.Conv2dParams;
+import dev.latte.core.Int8Mode;
 import dev.latte.core.NormAct;
 import dev.latte.core.Tensor;
 
@@ -57,6 +58,21 @@ public sealed interface Op {
     record Linear(String name, int x, int w, int bias, int out) implements Op {
         public int[] inputs() { return new int[] {x, w, bias}; }
         public void run(Backend b, Tensor[] e) { b.linear(e[x], e[w], opt(e, bias), e[out]); }
+    }
+
+    /** {@link Linear} with int8 weights {@code w} and their per-row scales {@code wScale}. */
+    record LinearInt8(String name, int x, int w, int wScale, int bias, Int8Mode mode, int out) implements Op {
+        public int[] inputs() { return new int[] {x, w, wScale, bias}; }
+        public void run(Backend b, Tensor[] e) { b.linearInt8(e[x], e[w], e[wScale], opt(e, bias), mode, e[out]); }
+    }
+
+    /** {@link Conv2d} with int8 weights {@code w} and their per-output-channel scales {@code wScale}. */
+    record Conv2dInt8(String name, int x, int w, int wScale, int bias, Conv2dParams p, Int8Mode mode, int out)
+            implements Op {
+        public int[] inputs() { return new int[] {x, w, wScale, bias}; }
+        public void run(Backend b, Tensor[] e) {
+            b.conv2dInt8(e[x], e[w], e[wScale], opt(e, bias), p, mode, e[out]);
+        }
     }
 
     record Attention(String name, int q, int k, int v, int heads, float scale, int out) implements Op {

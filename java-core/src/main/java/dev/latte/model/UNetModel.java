@@ -1,8 +1,10 @@
 package dev.latte.model;
 
+import dev.latte.core.Int8Mode;
 import dev.latte.core.Shape;
 import dev.latte.graph.Graph;
 import dev.latte.graph.Value;
+import dev.latte.graph.WeightFormat;
 import dev.latte.unet.UNet2DConditionModel;
 import dev.latte.weights.DType;
 import dev.latte.weights.SafeTensorsFile;
@@ -20,7 +22,8 @@ import java.util.Map;
 /**
  * A diffusers UNet folder ({@code config.json} + {@code diffusion_pytorch_model.safetensors}),
  * checked on load: every parameter the config implies must be in the file with the implied shape
- * and a floating-point dtype, and every tensor in the file must be used. A config that
+ * and a floating-point dtype (or I8 for a conv/linear weight stored with its {@code _scale}, see
+ * {@code quant.Quantizer}), and every tensor in the file must be used. A config that
  * contradicts its weights therefore fails here, naming the tensor, not later as a wrong answer.
  */
 public final class UNetModel implements AutoCloseable {
@@ -53,7 +56,7 @@ public final class UNetModel implements AutoCloseable {
                 .orElseThrow(() -> new WeightsException(dir + ": no " + String.join(" or ", WEIGHT_FILES)));
         SafeTensorsFile weights = SafeTensorsFile.open(weightsPath);
         try {
-            check(unet, weights);
+            check(unet, weights, format(config, weights, Int8Mode.W8A16));
         } catch (RuntimeException e) {
             weights.close();
             throw e;
@@ -61,9 +64,9 @@ public final class UNetModel implements AutoCloseable {
         return new UNetModel(dir, unet, weights);
     }
 
-    private static void check(UNet2DConditionModel unet, SafeTensorsFile weights) {
+    private static void check(UNet2DConditionModel unet, SafeTensorsFile weights, WeightFormat format) {
         String file = weights.path().getFileName().toString();
-        Map<String, Value> params = parameters(unet);
+        Map<String, Value> params = parameters(unet, format);
         for (Value p : params.values()) {
             if (!weights.contains(p.name())) {
                 throw new WeightsException(file + ": no tensor '" + p.name() + "' (config.json implies "
@@ -74,9 +77,17 @@ public final class UNetModel implements AutoCloseable {
                 throw new WeightsException(file + ": tensor '" + p.name() + "' is " + info
                         + " but config.json implies " + p.shape() + " (config and weights disagree)");
             }
-            if (!info.dtype().isFloatingPoint()) {
+            if (format.isInt8(p.name())) {
+                if (info.dtype() != DType.I8) {
+                    throw new WeightsException(file + ": tensor '" + p.name() + "' has a '" + p.name()
+                            + WeightFormat.SCALE_SUFFIX + "' but dtype " + info.dtype() + "; quantised weights must be I8");
+                }
+            } else if (info.dtype() == DType.I8 && !p.name().endsWith(WeightFormat.SCALE_SUFFIX)) {
+                throw new WeightsException(file + ": tensor '" + p.name() + "' is I8 but has no '" + p.name()
+                        + WeightFormat.SCALE_SUFFIX + "' (int8 conv/linear weights need per-output-channel scales)");
+            } else if (!info.dtype().isFloatingPoint()) {
                 throw new WeightsException(file + ": tensor '" + p.name() + "' has dtype " + info.dtype()
-                        + "; UNet weights must be F32, F16, BF16 or F64");
+                        + "; UNet weights must be F32, F16, BF16 or F64 (or I8 with a scale)");
             }
         }
         List<String> unused = new ArrayList<>();
@@ -92,9 +103,56 @@ public final class UNetModel implements AutoCloseable {
     }
 
     /** Parameter shapes do not depend on the input size: any graph declares them all. */
-    private static Map<String, Value> parameters(UNet2DConditionModel unet) {
+    private static Map<String, Value> parameters(UNet2DConditionModel unet, WeightFormat format) {
         int side = 2 << unet.config().levels();
-        return unet.graph(1, side, side, 1).params();
+        return unet.graph(1, side, side, 1, format).params();
+    }
+
+    /**
+     * What the weights say beyond the config: a conv/linear weight with a {@code _scale}
+     * companion is int8; a model whose config.json is marked {@code latte_pruned} takes its inner
+     * widths from the stored shapes (an unmarked model must match its config exactly).
+     */
+    private static WeightFormat format(UNetConfig config, SafeTensorsFile weights, Int8Mode mode) {
+        boolean pruned = config.lattePruned();
+        return new WeightFormat() {
+            @Override
+            public int[] shape(String name) {
+                return pruned && weights.contains(name) ? weights.info(name).intShape() : null;
+            }
+
+            @Override
+            public boolean isInt8(String name) {
+                return weights.contains(name + SCALE_SUFFIX);
+            }
+
+            @Override
+            public Int8Mode int8Mode() {
+                return mode;
+            }
+        };
+    }
+
+    /** The weights' format with int8 layers run in {@code mode}. */
+    public WeightFormat weightFormat(Int8Mode mode) {
+        return format(unet.config(), weights, mode);
+    }
+
+    /** Whether any conv/linear weight is stored as int8. */
+    public boolean isQuantized() {
+        return weights.tensors().stream().anyMatch(t -> t.dtype() == DType.I8);
+    }
+
+    /** Whether config.json is marked {@code latte_pruned} (inner widths come from the weights). */
+    public boolean isPruned() {
+        return unet.config().lattePruned();
+    }
+
+    /** fp32 / fp16 / int8-per-channel, and pruned, as {@code latte info} shows it. */
+    public String mode() {
+        String m = isQuantized() ? "int8-per-channel" : bytesByDtype().containsKey(DType.F32) ? "fp32"
+                : bytesByDtype().containsKey(DType.F16) ? "fp16" : String.valueOf(bytesByDtype().keySet());
+        return isPruned() ? m + ", pruned" : m;
     }
 
     public Path dir() {
@@ -114,11 +172,25 @@ public final class UNetModel implements AutoCloseable {
     }
 
     public Graph graph(int batch, int height, int width, int contextLength) {
-        return unet.graph(batch, height, width, contextLength);
+        return graph(batch, height, width, contextLength, Int8Mode.W8A16);
     }
 
+    /** The graph with int8 weights (if any) run in {@code mode}. */
+    public Graph graph(int batch, int height, int width, int contextLength, Int8Mode mode) {
+        return unet.graph(batch, height, width, contextLength, weightFormat(mode));
+    }
+
+    /** Elements of all tensors but int8 weights' scales (an int8 model counts as its float original). */
     public long parameterCount() {
-        return weights.tensors().stream().mapToLong(TensorInfo::numel).sum();
+        return weights.tensors().stream().filter(t -> !isInt8Scale(t.name())).mapToLong(TensorInfo::numel).sum();
+    }
+
+    private boolean isInt8Scale(String name) {
+        if (!name.endsWith(WeightFormat.SCALE_SUFFIX)) {
+            return false;
+        }
+        String w = name.substring(0, name.length() - WeightFormat.SCALE_SUFFIX.length());
+        return weights.contains(w) && weights.info(w).dtype() == DType.I8;
     }
 
     public Map<DType, Long> bytesByDtype() {

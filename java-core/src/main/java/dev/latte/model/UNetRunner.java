@@ -1,13 +1,20 @@
 package dev.latte.model;
 
 import dev.latte.core.Backend;
+import dev.latte.core.Int8Mode;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
 import dev.latte.graph.Executor;
 import dev.latte.graph.Fusion;
 import dev.latte.graph.Graph;
 import dev.latte.graph.NonFiniteException;
+import dev.latte.plan.MemoryPlan;
+import dev.latte.plan.MemoryPlanner;
+import dev.latte.plan.PlannedArena;
+import dev.latte.weights.DType;
 import dev.latte.weights.TensorInfo;
+
+import java.lang.foreign.ValueLayout;
 
 import java.util.Arrays;
 import java.util.HashMap;
@@ -18,7 +25,11 @@ import java.util.Set;
 
 /**
  * A UNet bound to a backend: weights uploaded once, graphs built once per input shape, each
- * forward run from host inputs to the host outputs asked for.
+ * forward run from host inputs to the host outputs asked for. Where the backend supports arenas
+ * (see {@link #setPlanned}), a forward runs out of one planned arena ({@code dev.latte.plan}):
+ * the plan is made once per (shape, outputs asked for), the arena is allocated before the first
+ * step of that shape and kept while the shape stays, and nothing is allocated inside a step; a
+ * new shape frees the old arena before allocating the new one. Planned forwards are serialised.
  */
 public final class UNetRunner implements AutoCloseable {
     public static final String OUT = "out";
@@ -31,9 +42,20 @@ public final class UNetRunner implements AutoCloseable {
     private final Backend backend;
     private final Map<String, Tensor> params = new HashMap<>();
     private final Map<Dims, Graph> graphs = new HashMap<>();
+    private final Map<PlanKey, MemoryPlan> plans = new HashMap<>();
+    private boolean planned;
+    private PlannedArena arena;
+    private PlanKey arenaKey;
+    private Int8Mode int8Mode = Int8Mode.W8A16;
 
     public UNetRunner(UNetModel model, Backend backend) {
         this(model, backend, Map.of());
+    }
+
+    /** A runner whose int8 layers (if the model has any) run in {@code int8Mode}. */
+    public UNetRunner(UNetModel model, Backend backend, Int8Mode int8Mode) {
+        this(model, backend, Map.of());
+        this.int8Mode = int8Mode;
     }
 
     /**
@@ -43,6 +65,7 @@ public final class UNetRunner implements AutoCloseable {
     public UNetRunner(UNetModel model, Backend backend, Map<String, float[]> replaced) {
         this.model = model;
         this.backend = backend;
+        this.planned = backend.supportsArena();
         for (var e : replaced.entrySet()) {
             if (!model.weights().contains(e.getKey())
                     || model.weights().info(e.getKey()).numel() != e.getValue().length) {
@@ -53,6 +76,15 @@ public final class UNetRunner implements AutoCloseable {
         try {
             for (TensorInfo t : model.weights().tensors()) {
                 float[] v = replaced.get(t.name());
+                if (t.dtype() == DType.I8) {
+                    if (v != null) {
+                        throw new IllegalArgumentException("replacement weight '" + t.name() + "' is int8 in "
+                                + model.dir() + "; merge into the float model before quantising");
+                    }
+                    params.put(t.name(), backend.uploadInt8(Shape.of(t.intShape()),
+                            model.weights().data(t.name()).toArray(ValueLayout.JAVA_BYTE)));
+                    continue;
+                }
                 params.put(t.name(), backend.upload(Shape.of(t.intShape()),
                         v != null ? v : model.weights().toFloatArray(t.name())));
             }
@@ -68,7 +100,8 @@ public final class UNetRunner implements AutoCloseable {
 
     /** The fused op list for one input shape, built once. */
     public Graph graph(Dims d) {
-        return graphs.computeIfAbsent(d, k -> Fusion.fuse(model.graph(k.batch, k.height, k.width, k.contextLength)));
+        return graphs.computeIfAbsent(d, k -> Fusion.fuse(model.graph(k.batch, k.height, k.width, k.contextLength,
+                int8Mode)));
     }
 
     /**
@@ -90,20 +123,25 @@ public final class UNetRunner implements AutoCloseable {
                         + graph.outputs().keySet());
             }
         }
+        for (var e : graph.inputs().entrySet()) {
+            float[] v = host.get(e.getKey());
+            Shape s = e.getValue().shape();
+            if (v.length != s.numel()) {
+                throw new IllegalArgumentException("input '" + e.getKey() + "' has " + v.length
+                        + " values, the graph expects " + s);
+            }
+            long bad = Executor.nonFinite(v);
+            if (bad > 0) {
+                throw new NonFiniteException("input '" + e.getKey() + "' holds " + bad + " NaN/Inf values");
+            }
+        }
+        if (planned) {
+            return forwardPlanned(d, graph, host, wanted);
+        }
         Map<String, Tensor> inputs = new HashMap<>();
         try {
             for (var e : graph.inputs().entrySet()) {
-                float[] v = host.get(e.getKey());
-                Shape s = e.getValue().shape();
-                if (v.length != s.numel()) {
-                    throw new IllegalArgumentException("input '" + e.getKey() + "' has " + v.length
-                            + " values, the graph expects " + s);
-                }
-                long bad = Executor.nonFinite(v);
-                if (bad > 0) {
-                    throw new NonFiniteException("input '" + e.getKey() + "' holds " + bad + " NaN/Inf values");
-                }
-                inputs.put(e.getKey(), backend.upload(s, v));
+                inputs.put(e.getKey(), backend.upload(e.getValue().shape(), host.get(e.getKey())));
             }
             SequencedMap<String, Tensor> outs = Executor.run(graph, backend, params, inputs, false);
             SequencedMap<String, float[]> result = new LinkedHashMap<>();
@@ -129,6 +167,80 @@ public final class UNetRunner implements AutoCloseable {
         }
     }
 
+    /** Whether forwards run from a planned arena (the default where the backend supports arenas). */
+    public boolean planned() {
+        return planned;
+    }
+
+    /**
+     * Runs forwards from planned arenas ({@code true}, the default where the backend supports
+     * them) or allocating per op ({@code false}); switching off frees the current arena.
+     */
+    public synchronized void setPlanned(boolean on) {
+        if (on && !backend.supportsArena()) {
+            throw new UnsupportedOperationException(backend.name() + " backend cannot run from a planned arena");
+        }
+        planned = on;
+        if (!on) {
+            releaseArena();
+        }
+    }
+
+    /**
+     * The memory plan of one forward that keeps the outputs {@code kept} to the end, made once per
+     * (shape, kept outputs) at the backend's activation size.
+     */
+    public synchronized MemoryPlan plan(Dims d, Set<String> kept) {
+        return plans.computeIfAbsent(new PlanKey(d, Set.copyOf(kept)),
+                k -> MemoryPlanner.plan(graph(d), backend.activationBytes(), k.kept()));
+    }
+
+    /** The arena of the last planned forward, or null: one at a time, a new shape frees the old. */
+    public synchronized PlannedArena arena() {
+        return arena;
+    }
+
+    private record PlanKey(Dims dims, Set<String> kept) {
+    }
+
+    private synchronized SequencedMap<String, float[]> forwardPlanned(Dims d, Graph graph, Map<String, float[]> host,
+                                                                      Set<String> wanted) {
+        PlanKey key = new PlanKey(d, Set.copyOf(wanted));
+        if (arena == null || !key.equals(arenaKey)) {
+            MemoryPlan plan = plan(d, wanted);
+            releaseArena(); // before the new one: only one arena is held at a time
+            arena = PlannedArena.bind(backend, graph, plan);
+            arenaKey = key;
+        }
+        for (var e : graph.inputs().entrySet()) {
+            backend.write(arena.input(e.getKey()), host.get(e.getKey()));
+        }
+        SequencedMap<String, Tensor> outs = Executor.run(graph, backend, arena, params, false);
+        SequencedMap<String, float[]> result = new LinkedHashMap<>();
+        for (var e : outs.entrySet()) {
+            result.put(e.getKey(), backend.download(e.getValue()));
+        }
+        for (var e : result.entrySet()) {
+            if (Executor.nonFinite(e.getValue()) > 0) {
+                // rerun op by op to name the op that first went non-finite; the step overwrote dead inputs
+                for (var in : graph.inputs().entrySet()) {
+                    backend.write(arena.input(in.getKey()), host.get(in.getKey()));
+                }
+                Executor.run(graph, backend, arena, params, true);
+                throw new NonFiniteException("output '" + e.getKey() + "' holds NaN/Inf values");
+            }
+        }
+        return result;
+    }
+
+    private void releaseArena() {
+        if (arena != null) {
+            arena.close();
+            arena = null;
+            arenaKey = null;
+        }
+    }
+
     private static float[] broadcast(float v, int n) {
         float[] a = new float[n];
         Arrays.fill(a, v);
@@ -136,7 +248,8 @@ public final class UNetRunner implements AutoCloseable {
     }
 
     @Override
-    public void close() {
+    public synchronized void close() {
+        releaseArena();
         params.values().forEach(backend::release);
         params.clear();
     }

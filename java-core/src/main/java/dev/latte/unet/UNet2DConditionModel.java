@@ -5,6 +5,7 @@ import dev.latte.core.Shape;
 import dev.latte.graph.Graph;
 import dev.latte.graph.GraphBuilder;
 import dev.latte.graph.Value;
+import dev.latte.graph.WeightFormat;
 import dev.latte.weights.UNetConfig;
 import dev.latte.weights.WeightsException;
 
@@ -76,6 +77,16 @@ public final class UNet2DConditionModel {
         this.contextDim = cfg.crossAttentionDim().getFirst();
     }
 
+    /** GroupNorm groups over a pruned width: whole groups of the unpruned outC/groups channels. */
+    private static int prunedGroups(int inner, int outC, int groups) {
+        int perGroup = outC / groups;
+        if (outC % groups != 0 || inner % perGroup != 0) {
+            throw new WeightsException("pruned width " + inner + " is not whole GroupNorm groups of " + perGroup
+                    + " channels (" + outC + " channels, " + groups + " groups)");
+        }
+        return inner / perGroup;
+    }
+
     private static void require(boolean ok, String source, String key, Object value) {
         if (!ok) {
             throw new WeightsException(source + ": " + key + " = " + value + " is not supported by Latte");
@@ -91,20 +102,30 @@ public final class UNet2DConditionModel {
         return contextDim;
     }
 
-    /** The op list for one input shape. */
+    /** The op list for one input shape, every weight float with the config's shapes. */
     public Graph graph(int batch, int height, int width, int contextLength) {
-        return new Builder(batch, height, width, contextLength).build();
+        return graph(batch, height, width, contextLength, WeightFormat.CONFIG);
+    }
+
+    /**
+     * The op list for one input shape with int8 ops where {@code format} says a weight is int8,
+     * and pruned inner widths (a ResnetBlock2D's {@code conv1} out-channels, a feed-forward's
+     * inner dim, an attention's inner dim) taken from the stored weights' shapes.
+     */
+    public Graph graph(int batch, int height, int width, int contextLength, WeightFormat format) {
+        return new Builder(batch, height, width, contextLength, format).build();
     }
 
     /** One build: the graph under construction and the per-run state (time embedding, context). */
     private final class Builder {
-        private final GraphBuilder g = new GraphBuilder();
+        private final GraphBuilder g;
         private final Value sample;
         private final Value timestep;
         private final Value context;
         private Value tembAct;
 
-        Builder(int batch, int height, int width, int contextLength) {
+        Builder(int batch, int height, int width, int contextLength, WeightFormat format) {
+            g = new GraphBuilder(format);
             sample = g.input("sample", Shape.of(batch, cfg.inChannels(), height, width));
             timestep = g.input("timestep", Shape.of(batch));
             context = g.input("encoder_hidden_states", Shape.of(batch, contextLength, contextDim));
@@ -232,13 +253,16 @@ public final class UNet2DConditionModel {
             double eps = cfg.normEps();
             int inC = x.shape().dim(1);
             g.push(scope);
+            // inner width: outC, or fewer where pruned (whole GroupNorm groups of outC/groups channels)
+            int inner = g.storedDim("conv1.weight", 0, outC);
+            int groups2 = inner == outC ? groups : prunedGroups(inner, outC, groups);
             Value h = g.in("norm1", () -> g.groupNorm(x, groups, eps, true));
             Value h1 = h;
-            h = g.in("conv1", () -> g.conv2d(h1, outC, 3, Conv2dParams.of(1, 1), true));
-            Value t = g.in("time_emb_proj", () -> g.linear(tembAct, outC, true)); // [B, outC]
+            h = g.in("conv1", () -> g.conv2d(h1, inner, 3, Conv2dParams.of(1, 1), true));
+            Value t = g.in("time_emb_proj", () -> g.linear(tembAct, inner, true)); // [B, inner]
             h = g.addChannelBias(h, t);
             Value h2 = h;
-            h = g.in("norm2", () -> g.groupNorm(h2, groups, eps, true));
+            h = g.in("norm2", () -> g.groupNorm(h2, groups2, eps, true));
             Value h3 = h;
             h = g.in("conv2", () -> g.conv2d(h3, outC, 3, Conv2dParams.of(1, 1), true));
             Value shortcut = inC == outC ? x
@@ -294,7 +318,8 @@ public final class UNet2DConditionModel {
             h = g.add(attention("attn2", n2, context, heads), h);
             Value x2 = h;
             Value n3 = g.in("norm3", () -> g.layerNorm(x2, LAYER_NORM_EPS));
-            Value proj = g.in("ff.net.0.proj", () -> g.linear(n3, dim * 4 * 2, true));
+            int ffInner = g.storedDim("ff.net.2.weight", 1, dim * 4); // 4·dim, or fewer where pruned
+            Value proj = g.in("ff.net.0.proj", () -> g.linear(n3, ffInner * 2, true));
             Value gated = g.in("ff.net.0", () -> g.geglu(proj)); // [B, S, 4·dim]
             Value ff = g.in("ff.net.2", () -> g.linear(gated, dim, true));
             h = g.add(ff, h);
@@ -303,13 +328,14 @@ public final class UNet2DConditionModel {
         }
 
         private Value attention(String scope, Value x, Value kv, int heads) {
-            int inner = x.shape().dim(2);
+            int dim = x.shape().dim(2);
             g.push(scope);
+            int inner = g.storedDim("to_q.weight", 0, dim); // heads · head_dim, head_dim smaller where pruned
             Value q = g.in("to_q", () -> g.linear(x, inner, false));
             Value k = g.in("to_k", () -> g.linear(kv, inner, false));
             Value v = g.in("to_v", () -> g.linear(kv, inner, false));
             Value a = g.attention(q, k, v, heads);
-            Value out = g.in("to_out.0", () -> g.linear(a, inner, true));
+            Value out = g.in("to_out.0", () -> g.linear(a, dim, true));
             g.pop();
             return out;
         }

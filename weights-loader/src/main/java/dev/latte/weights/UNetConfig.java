@@ -60,7 +60,12 @@ public record UNetConfig(
         String crossAttentionNorm,
         boolean classEmbeddingsConcat,
         Integer projectionClassEmbeddingsInputDim,
-        Integer additionTimeEmbedDim) {
+        Integer additionTimeEmbedDim,
+        String latteQuantization,
+        boolean lattePruned) {
+
+    // latteQuantization ("int8-per-channel") and lattePruned (a "latte_pruned" object is present) are
+    // Latte's own keys, written by `latte quantize` and `latte prune`; diffusers ignores them.
 
     /** Number of resolution levels: one per down block (and, checked, one per up block). */
     public int levels() {
@@ -152,6 +157,8 @@ public record UNetConfig(
                 r.optString("cross_attention_norm", null),
                 r.bool("class_embeddings_concat", false),
                 r.optInt("projection_class_embeddings_input_dim", null),
-                r.optInt("addition_time_embed_dim", null));
+                r.optInt("addition_time_embed_dim", null),
+                r.optString("latte_quantization", null),
+                r.node("latte_pruned") != null && !r.node("latte_pruned").isNull());
     }
 }

@@ -58,7 +58,8 @@ class UNetConfigTest {
                 List.of(false, false, false, false), List.of(320, 640, 1280, 1280), List.of(2, 2, 2, 2),
                 1, 1.0, 0.0, "silu", 32, 1e-5, List.of(1280, 1280, 1280, 1280), List.of(1, 1, 1, 1), false,
                 List.of(8, 8, 8, 8), null, false, false, null, null, null, false, "default", false, 1.0,
-                "positional", null, null, null, null, 3, 3, "default", null, null, null, null, false, null, null);
+                "positional", null, null, null, null, 3, 3, "default", null, null, null, null, false, null, null,
+                null, false);
         assertEquals(expected, c);
         assertEquals(4, c.levels());
         assertEquals(1280, c.timeEmbedDim());

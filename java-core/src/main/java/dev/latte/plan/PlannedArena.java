@@ -1,0 +1,104 @@
+package dev.latte.plan;
+
+import dev.latte.core.Backend;
+import dev.latte.core.Tensor;
+import dev.latte.graph.Graph;
+import dev.latte.graph.Value;
+
+/**
+ * A {@link MemoryPlan} made real on a backend: one arena allocation of the plan's size, and a
+ * view into it for every planned activation, made once. A step run from it
+ * ({@code Executor.run(graph, backend, arena, params, ...)}) allocates nothing; graph inputs are
+ * written into their views ({@link #input}) before each step, kept outputs read from theirs
+ * after. Closing releases the arena.
+ */
+public final class PlannedArena implements AutoCloseable {
+    private final Backend backend;
+    private final Graph graph;
+    private final MemoryPlan plan;
+    private final Tensor arena;
+    private final Tensor[] env;
+
+    private PlannedArena(Backend backend, Graph graph, MemoryPlan plan, Tensor arena, Tensor[] env) {
+        this.backend = backend;
+        this.graph = graph;
+        this.plan = plan;
+        this.arena = arena;
+        this.env = env;
+    }
+
+    /** Allocates {@code plan}'s arena on {@code backend} and the views of {@code graph}'s activations. */
+    public static PlannedArena bind(Backend backend, Graph graph, MemoryPlan plan) {
+        if (!backend.supportsArena()) {
+            throw new UnsupportedOperationException(backend.name() + " backend cannot run from a planned arena");
+        }
+        if (plan.opCount() != graph.ops().size()) {
+            throw new IllegalArgumentException("plan for " + plan.opCount() + " ops given a graph of "
+                    + graph.ops().size());
+        }
+        Tensor[] env = new Tensor[graph.values().size()];
+        Tensor arena = backend.arena(plan.arenaBytes());
+        try {
+            for (MemoryPlan.Activation a : plan.activations()) {
+                Value v = graph.value(a.valueId());
+                if (!v.shape().equals(a.shape())) {
+                    throw new IllegalArgumentException("plan has " + a.name() + " as " + a.shape() + ", the graph's value "
+                            + v.id() + " ('" + v.name() + "') is " + v.shape());
+                }
+                env[a.valueId()] = backend.view(arena, a.offset(), a.shape());
+            }
+            for (int i = 0; i < graph.ops().size(); i++) {
+                int out = graph.ops().get(i).out();
+                if (env[out] == null) {
+                    throw new IllegalArgumentException("plan has no place for the output of op " + i + " '"
+                            + graph.ops().get(i).name() + "'");
+                }
+            }
+        } catch (RuntimeException e) {
+            backend.release(arena);
+            throw e;
+        }
+        return new PlannedArena(backend, graph, plan, arena, env);
+    }
+
+    public MemoryPlan plan() {
+        return plan;
+    }
+
+    public Graph graph() {
+        return graph;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    /** The arena tensor itself (one allocation of {@code plan().arenaBytes()}). */
+    public Tensor arena() {
+        return arena;
+    }
+
+    /** The view of graph input {@code name}: write the step's input into it. */
+    public Tensor input(String name) {
+        Value v = graph.inputs().get(name);
+        if (v == null) {
+            throw new IllegalArgumentException("the graph has no input '" + name + "'");
+        }
+        return env[v.id()];
+    }
+
+    /** The view of value {@code id}, or null where the plan gives it no place (parameters). */
+    public Tensor view(int valueId) {
+        return env[valueId];
+    }
+
+    /** Views by value id; the executor fills parameter slots in. Not a copy. */
+    public Tensor[] env() {
+        return env;
+    }
+
+    @Override
+    public void close() {
+        backend.release(arena);
+    }
+}
