@@ -99,6 +99,23 @@ public interface Backend extends AutoCloseable {
         }
     }
 
+    /**
+     * out = conv(upsampleNearest(x to height × width), w) + bias: diffusers' Upsample2D with the
+     * resize folded into the conv's load. This default composes the two ops; a backend that
+     * gathers the resized input on the fly overrides it.
+     */
+    default void conv2dUpsampled(Tensor x, int height, int width, Tensor w, Tensor bias, Conv2dParams p,
+                                 Tensor out) {
+        Shape s = x.shape();
+        Tensor up = allocate(Shape.of(s.dim(0), s.dim(1), height, width));
+        try {
+            upsampleNearest(x, up);
+            conv2d(up, w, bias, p, out);
+        } finally {
+            release(up);
+        }
+    }
+
     /** GroupNorm over [N,C,...] with per-channel affine; {@code silu} applies SiLU after it. */
     void groupNorm(Tensor x, Tensor gamma, Tensor beta, int groups, float eps, boolean silu, Tensor out);
 

@@ -191,6 +191,11 @@ public final class CpuBackend implements Backend {
      * be residual; no backend tensor is allocated.
      */
     @Override
+    public void conv2dUpsampled(Tensor x, int height, int width, Tensor w, Tensor bias, Conv2dParams p, Tensor out) {
+        conv(x, height, width, w, bias, p, null, out);
+    }
+
+    @Override
     public void conv2dFused(Tensor x, NormAct norm, Tensor w, Tensor bias, Conv2dParams p, Tensor residual,
                             Tensor out) {
         if (norm == null) {
@@ -208,13 +213,21 @@ public final class CpuBackend implements Backend {
     }
 
     private void conv(Tensor xt, Tensor wt, Tensor bt, Conv2dParams p, Tensor rt, Tensor outt) {
+        conv(xt, xt.shape().dim(-2), xt.shape().dim(-1), wt, bt, p, rt, outt);
+    }
+
+    /**
+     * The conv of x resized (nearest) to h × w: with h, w equal to x's own size a plain conv; else
+     * the upsample happens while the padded input is gathered, so it is never written out.
+     */
+    private void conv(Tensor xt, int h, int w, Tensor wt, Tensor bt, Conv2dParams p, Tensor rt, Tensor outt) {
         Shape xs = xt.shape(), ws = wt.shape(), os = outt.shape();
-        String what = "conv2d: x " + xs + ", w " + ws + ", bias " + (bt == null ? "none" : bt.shape())
-                + ", " + p + ", out " + os;
-        check(xs.rank() == 4 && ws.rank() == 4 && ws.dim(1) == xs.dim(1), what);
+        String what = "conv2d: x " + xs + (h == xs.dim(-2) && w == xs.dim(-1) ? "" : " upsampled to " + h + "x" + w)
+                + ", w " + ws + ", bias " + (bt == null ? "none" : bt.shape()) + ", " + p + ", out " + os;
+        check(xs.rank() == 4 && ws.rank() == 4 && ws.dim(1) == xs.dim(1) && h >= xs.dim(2) && w >= xs.dim(3), what);
         check(p.strideH() > 0 && p.strideW() > 0 && p.padTop() >= 0 && p.padLeft() >= 0
                 && p.padBottom() >= 0 && p.padRight() >= 0, what);
-        int n = xs.dim(0), c = xs.dim(1), h = xs.dim(2), w = xs.dim(3);
+        int n = xs.dim(0), c = xs.dim(1), hs = xs.dim(2), wsrc = xs.dim(3);
         int k = ws.dim(0), r = ws.dim(2), s = ws.dim(3);
         int pOut = p.outHeight(h, r), qOut = p.outWidth(w, s);
         check(pOut > 0 && qOut > 0 && os.equals(Shape.of(n, k, pOut, qOut)), what);
@@ -247,7 +260,8 @@ public final class CpuBackend implements Backend {
                             int ih = i * sh + a - pt, row = base + i * wph;
                             for (int j = 0; j < wph; j++) {
                                 int iw = j * sw + b - pl;
-                                xp[row + j] = ih >= 0 && ih < h && iw >= 0 && iw < w ? x[xo + (nc * h + ih) * w + iw] : 0f;
+                                xp[row + j] = ih >= 0 && ih < h && iw >= 0 && iw < w
+                                        ? x[xo + (nc * hs + ih * hs / h) * wsrc + iw * wsrc / w] : 0f;
                             }
                         }
                     }

@@ -1,5 +1,7 @@
 package dev.latte.graph;
 
+import dev.latte.core.Shape;
+
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -7,8 +9,10 @@ import java.util.List;
 /**
  * Rewrites a graph so ResNet blocks cost fewer passes over memory (DESIGN.md, "fusion follows
  * the ResNet block"): a GroupNorm(+SiLU) read only by a convolution becomes that convolution's
- * normalise-on-load, and an add of a convolution's output, read nowhere else, becomes that
- * convolution's epilogue. Values that are named outputs are never fused away. Value ids are kept,
+ * normalise-on-load, an add of a convolution's output, read nowhere else, becomes that
+ * convolution's epilogue, and a nearest upsample read only by a convolution (Upsample2D) becomes
+ * a resize in that convolution's load. (The skip concatenation feeds both a GroupNorm and
+ * conv_shortcut, so it stays a tensor.) Values that are named outputs are never fused away. Value ids are kept,
  * so a fused graph's outputs are the unfused graph's.
  */
 public final class Fusion {
@@ -40,6 +44,15 @@ public final class Fusion {
                 ops[producer[c.x()]] = null;
                 ops[i] = new Op.Conv2dFused(c.name(), n.x(), n.gamma(), n.beta(), n.groups(), n.eps(), n.silu(),
                         c.w(), c.bias(), c.p(), -1, c.out());
+            }
+        }
+        // UpsampleNearest → Conv2d (diffusers' Upsample2D): the resize happens in the conv's load
+        for (int i = 0; i < ops.length; i++) {
+            if (ops[i] instanceof Op.Conv2d c && producer[c.x()] >= 0
+                    && ops[producer[c.x()]] instanceof Op.UpsampleNearest u && readers[u.out()] == 1 && !named[u.out()]) {
+                Shape up = g.value(u.out()).shape();
+                ops[producer[c.x()]] = null;
+                ops[i] = new Op.Conv2dUpsampled(c.name(), u.x(), up.dim(2), up.dim(3), c.w(), c.bias(), c.p(), c.out());
             }
         }
         // Conv → Add: the fused op takes the add's place, where the other operand exists

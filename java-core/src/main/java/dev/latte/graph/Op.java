@@ -44,6 +44,13 @@ public sealed interface Op {
         }
     }
 
+    /** conv(upsampleNearest(x to height × width)) + bias, made by {@link Fusion}. */
+    record Conv2dUpsampled(String name, int x, int height, int width, int w, int bias, Conv2dParams p, int out)
+            implements Op {
+        public int[] inputs() { return new int[] {x, w, bias}; }
+        public void run(Backend b, Tensor[] e) { b.conv2dUpsampled(e[x], height, width, e[w], opt(e, bias), p, e[out]); }
+    }
+
     record GroupNorm(String name, int x, int gamma, int beta, int groups, float eps, boolean silu, int out)
             implements Op {
         public int[] inputs() { return new int[] {x, gamma, beta}; }

@@ -146,6 +146,28 @@ class CpuBackendTest {
     }
 
     @Test
+    void conv2dUpsampledEqualsUpsampleThenConv() {
+        // ×2 as Upsample2D does, and to an odd skip size (src = floor(dst·in/out)), with stride 2 too
+        int[][] cases = {{3, 5, 4, 6, 8, 1}, {2, 5, 4, 9, 7, 1}, {2, 4, 3, 9, 8, 2}};
+        Random rnd = new Random(7);
+        CpuBackend be = new CpuBackend(2);
+        for (int[] cs : cases) {
+            int c = cs[0], h = cs[1], w = cs[2], uh = cs[3], uw = cs[4];
+            Conv2dParams p = Conv2dParams.of(cs[5], 1);
+            Tensor x = be.upload(Shape.of(2, c, h, w), random(rnd, 2 * c * h * w));
+            Tensor wt = be.upload(Shape.of(4, c, 3, 3), random(rnd, 4 * c * 9));
+            Tensor b = be.upload(Shape.of(4), random(rnd, 4));
+            Shape os = Shape.of(2, 4, p.outHeight(uh, 3), p.outWidth(uw, 3));
+            Tensor up = be.allocate(Shape.of(2, c, uh, uw)), expected = be.allocate(os), actual = be.allocate(os);
+            be.upsampleNearest(x, up);
+            be.conv2d(up, wt, b, p, expected);
+            be.conv2dUpsampled(x, uh, uw, wt, b, p, actual);
+            assertArrayEquals(be.download(expected), be.download(actual), Arrays.toString(cs));
+        }
+        be.close();
+    }
+
+    @Test
     void conv2dRejectsBadShapes() {
         var e = assertThrows(IllegalArgumentException.class, () -> CPU.conv2d(zeros(1, 3, 4, 4), zeros(2, 4, 3, 3),
                 null, Conv2dParams.of(1, 1), zeros(1, 2, 4, 4)));

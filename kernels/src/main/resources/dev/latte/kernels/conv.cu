@@ -3,7 +3,8 @@
 //
 //   GEMM M = N·P·Q output pixels, GEMM N = K output channels, GEMM K = C·R·S taps.
 //   A(m, k) = norm(x)[n, c, p·sh − pt + r, q·sw − pl + s] (zero outside x: the padding is applied
-//             to the normalised tensor, as PyTorch pads conv's input), B(kout, k) = w[kout][k]
+//             to the normalised tensor, as PyTorch pads conv's input; x itself may be Hs × Ws,
+//             read nearest-resized to H × W), B(kout, k) = w[kout][k]
 //             (w [K,C,R,S] is already row-major in k = (c·R + r)·S + s).
 // Tiling: 64 pixels × 64 output channels per 128-thread block, 32 taps per shared-memory slice
 // (common.cuh). fp16 runs on tensor cores (mma.sync m16n8k16, fp32 accumulate); fp32 on FMA.
@@ -17,6 +18,7 @@ struct ConvProblem {
     const float* stats;              // [N·groups][2] = {mean, rstd}, or null: no normalisation
     const T* gamma; const T* beta;   // [C] GroupNorm affine
     int N, C, H, W, K, R, S, P, Q, sh, sw, pt, pl, cpg, groups, silu;
+    int Hs, Ws;                      // x's own size; H × W is the conv's input after a nearest resize
 
     struct Row { int n, ih0, iw0; bool valid; };
 
@@ -35,7 +37,9 @@ struct ConvProblem {
         int rs = R * S, c = k / rs, t = k - c * rs, r = t / S, s = t - r * S;
         int ih = rw.ih0 + r, iw = rw.iw0 + s;
         if (!rw.valid || ih < 0 || ih >= H || iw < 0 || iw >= W) return 0.f;
-        float v = ld(x, ((long long)(rw.n * C + c) * H + ih) * W + iw);
+        // Upsample2D folded into the load: the resized input is never written out
+        int sih = Hs == H ? ih : ih * Hs / H, siw = Ws == W ? iw : iw * Ws / W;
+        float v = ld(x, ((long long)(rw.n * C + c) * Hs + sih) * Ws + siw);
         if (stats != nullptr) {
             int sg = rw.n * groups + c / cpg;
             float mean = stats[2 * sg], rstd = stats[2 * sg + 1];
@@ -59,11 +63,11 @@ struct ConvProblem {
 #define CONV_PARAMS(T)                                                                              \
     const T *x, const T *w, const T *bias, const T *residual, T *out, const float *stats,          \
         const T *gamma, const T *beta, int N, int C, int H, int W, int K, int R, int S, int P, int Q, \
-        int sh, int sw, int pt, int pl, int groups, int silu
+        int sh, int sw, int pt, int pl, int groups, int silu, int Hs, int Ws
 
 #define CONV_PROBLEM(T)                                                                              \
     ConvProblem<T> pr{x, w, bias, residual, out, stats, gamma, beta, N, C, H, W, K, R, S, P, Q, sh, sw, \
-                      pt, pl, groups > 0 ? C / groups : 1, groups, silu}
+                      pt, pl, groups > 0 ? C / groups : 1, groups, silu, Hs, Ws}
 
 // grid (ceil(N·P·Q / 64), ceil(K / 64)), block 128
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS) conv2d_f32(CONV_PARAMS(float)) {

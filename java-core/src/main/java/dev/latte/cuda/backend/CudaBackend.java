@@ -291,14 +291,26 @@ public final class CudaBackend implements Backend {
     @Override
     public void conv2dFused(Tensor xt, NormAct norm, Tensor wt, Tensor bt, Conv2dParams p, Tensor residualt,
                             Tensor outt) {
+        conv(xt, xt.shape().dim(-2), xt.shape().dim(-1), norm, wt, bt, p, residualt, outt);
+    }
+
+    /** The same kernel reading x nearest-resized to height × width: Upsample2D in the conv's load. */
+    @Override
+    public void conv2dUpsampled(Tensor xt, int height, int width, Tensor wt, Tensor bt, Conv2dParams p, Tensor outt) {
+        conv(xt, height, width, null, wt, bt, p, null, outt);
+    }
+
+    private void conv(Tensor xt, int h, int w, NormAct norm, Tensor wt, Tensor bt, Conv2dParams p, Tensor residualt,
+                      Tensor outt) {
         Shape xs = xt.shape(), ws = wt.shape(), os = outt.shape();
-        String what = "conv2d: x " + xs + ", w " + ws + ", bias " + (bt == null ? "none" : bt.shape()) + ", " + p
+        String what = "conv2d: x " + xs + (h == xs.dim(-2) && w == xs.dim(-1) ? "" : " upsampled to " + h + "x" + w)
+                + ", w " + ws + ", bias " + (bt == null ? "none" : bt.shape()) + ", " + p
                 + ", out " + os + (norm == null ? "" : ", norm groups " + norm.groups())
                 + (residualt == null ? "" : ", residual " + residualt.shape());
-        check(xs.rank() == 4 && ws.rank() == 4 && ws.dim(1) == xs.dim(1), what);
+        check(xs.rank() == 4 && ws.rank() == 4 && ws.dim(1) == xs.dim(1) && h >= xs.dim(2) && w >= xs.dim(3), what);
         check(p.strideH() > 0 && p.strideW() > 0 && p.padTop() >= 0 && p.padLeft() >= 0
                 && p.padBottom() >= 0 && p.padRight() >= 0, what);
-        int n = xs.dim(0), c = xs.dim(1), h = xs.dim(2), w = xs.dim(3);
+        int n = xs.dim(0), c = xs.dim(1);
         int k = ws.dim(0), r = ws.dim(2), s = ws.dim(3);
         int pOut = p.outHeight(h, r), qOut = p.outWidth(w, s);
         check(pOut > 0 && qOut > 0 && os.equals(Shape.of(n, k, pOut, qOut)), what);
@@ -327,7 +339,8 @@ public final class CudaBackend implements Backend {
         KernelArgs a = new KernelArgs().ptr(x.ptr()).ptr(wgt.ptr()).ptr(ptr(b)).ptr(ptr(res)).ptr(out.ptr())
                 .ptr(stats).ptr(ptr(gamma)).ptr(ptr(beta))
                 .i32(n).i32(c).i32(h).i32(w).i32(k).i32(r).i32(s).i32(pOut).i32(qOut)
-                .i32(p.strideH()).i32(p.strideW()).i32(p.padTop()).i32(p.padLeft()).i32(groups).i32(silu);
+                .i32(p.strideH()).i32(p.strideW()).i32(p.padTop()).i32(p.padLeft()).i32(groups).i32(silu)
+                .i32(xs.dim(2)).i32(xs.dim(3));
         kernel("conv.cu", "conv2d").launch(blocks(m, GEMM_TILE), blocks(k, GEMM_TILE), 1, GEMM_THREADS, 1, 1, 0, a);
     }
 

@@ -171,6 +171,16 @@ class CudaOpsTest {
         cs.add(c("conv_out GN32+SiLU 320→4 3x3 64x64", (b, i) -> conv(b, i[0],
                 new NormAct(i[1], i[2], 32, 1e-5f, true), i[3], i[4], s1p1, null),
                 n(2, 320, 64, 64), gamma(320), n(320), w(4, 320, 3, 3), n(4)));
+        cs.add(c("upsample2d 1280 ×2 8→16 then 3x3", (b, i) -> {
+            Tensor o = out(b, Shape.of(2, 1280, 16, 16));
+            b.conv2dUpsampled(i[0], 16, 16, i[1], i[2], s1p1, o);
+            return o;
+        }, n(2, 1280, 8, 8), w(1280, 1280, 3, 3), n(1280)));
+        cs.add(c("upsample2d to a skip's odd size 5x4→9x7", (b, i) -> {
+            Tensor o = out(b, Shape.of(1, 24, 9, 7));
+            b.conv2dUpsampled(i[0], 9, 7, i[1], i[2], s1p1, o);
+            return o;
+        }, n(1, 24, 5, 4), w(24, 24, 3, 3), n(24)));
         cs.add(c("conv odd 7→5 5x3 13x11", (b, i) -> conv(b, i[0], null, i[1], null,
                 new Conv2dParams(1, 2, 2, 1, 2, 1), null), n(3, 7, 13, 11), w(5, 7, 5, 3)));
         // norms

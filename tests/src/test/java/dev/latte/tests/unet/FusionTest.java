@@ -39,6 +39,10 @@ class FusionTest {
             long withResidual = fused.ops().stream()
                     .filter(o -> o instanceof Op.Conv2dFused f && f.residual() >= 0).count();
             assertEquals(resnets + transformers, withResidual, "every resnet skip and transformer proj_out residual");
+            long upsamplers = plain.params().keySet().stream().filter(n -> n.contains("upsamplers.0.conv.weight")).count();
+            assertEquals(2, upsamplers);
+            assertEquals(upsamplers, fused.ops().stream().filter(o -> o instanceof Op.Conv2dUpsampled).count());
+            assertEquals(0, fused.ops().stream().filter(o -> o instanceof Op.UpsampleNearest).count());
             assertTrue(fused.ops().size() < plain.ops().size());
 
             Map<String, Tensor> params = new HashMap<>();
