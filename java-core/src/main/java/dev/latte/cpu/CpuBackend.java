@@ -4,6 +4,7 @@ import dev.latte.core.Backend;
 import dev.latte.core.Conv2dParams;
 import dev.latte.core.Int8Mode;
 import dev.latte.core.NormAct;
+import dev.latte.core.OpChecks;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
 import java.util.ArrayList;
@@ -222,16 +223,10 @@ public final class CpuBackend implements Backend {
      */
     private void conv(Tensor xt, int h, int w, Tensor wt, Tensor bt, Conv2dParams p, Tensor rt, Tensor outt) {
         Shape xs = xt.shape(), ws = wt.shape(), os = outt.shape();
-        String what = "conv2d: x " + xs + (h == xs.dim(-2) && w == xs.dim(-1) ? "" : " upsampled to " + h + "x" + w)
-                + ", w " + ws + ", bias " + (bt == null ? "none" : bt.shape()) + ", " + p + ", out " + os;
-        check(xs.rank() == 4 && ws.rank() == 4 && ws.dim(1) == xs.dim(1) && h >= xs.dim(2) && w >= xs.dim(3), what);
-        check(p.strideH() > 0 && p.strideW() > 0 && p.padTop() >= 0 && p.padLeft() >= 0
-                && p.padBottom() >= 0 && p.padRight() >= 0, what);
+        String what = OpChecks.conv2d(xt, h, w, wt, bt, p, outt, "");
         int n = xs.dim(0), c = xs.dim(1), hs = xs.dim(2), wsrc = xs.dim(3);
         int k = ws.dim(0), r = ws.dim(2), s = ws.dim(3);
         int pOut = p.outHeight(h, r), qOut = p.outWidth(w, s);
-        check(pOut > 0 && qOut > 0 && os.equals(Shape.of(n, k, pOut, qOut)), what);
-        check(bt == null || bt.shape().equals(Shape.of(k)), what);
         check(rt == null || rt.shape().equals(os), what + ", residual " + (rt == null ? "none" : rt.shape()));
         CpuTensor xc = cpu("conv2d", xt), wc = cpu("conv2d", wt), oc = cpu("conv2d", outt);
         CpuTensor bc = bt == null ? null : cpu("conv2d", bt), rc = rt == null ? null : cpu("conv2d", rt);
@@ -321,11 +316,8 @@ public final class CpuBackend implements Backend {
     @Override
     public void groupNorm(Tensor xt, Tensor gt, Tensor bt, int groups, float eps, boolean silu, Tensor outt) {
         Shape xs = xt.shape();
-        String what = "groupNorm: x " + xs + ", gamma " + gt.shape() + ", beta " + bt.shape() + ", groups "
-                + groups + ", out " + outt.shape();
-        check(xs.rank() >= 2 && groups > 0 && xs.dim(1) % groups == 0 && outt.shape().equals(xs), what);
+        String what = OpChecks.groupNorm(xt, gt, bt, groups, outt);
         int n = xs.dim(0), c = xs.dim(1);
-        check(gt.shape().equals(Shape.of(c)) && bt.shape().equals(Shape.of(c)), what);
         CpuTensor xc = cpu("groupNorm", xt), gc = cpu("groupNorm", gt), bc = cpu("groupNorm", bt);
         CpuTensor oc = cpu("groupNorm", outt);
         float[] x = xc.array(), gamma = gc.array(), beta = bc.array(), out = oc.array();
@@ -347,10 +339,8 @@ public final class CpuBackend implements Backend {
     @Override
     public void layerNorm(Tensor xt, Tensor gt, Tensor bt, float eps, Tensor outt) {
         Shape xs = xt.shape();
-        String what = "layerNorm: x " + xs + ", gamma " + gt.shape() + ", beta " + bt.shape() + ", out " + outt.shape();
-        check(xs.rank() >= 1 && outt.shape().equals(xs), what);
+        String what = OpChecks.layerNorm(xt, gt, bt, outt);
         int d = xs.dim(-1);
-        check(gt.shape().equals(Shape.of(d)) && bt.shape().equals(Shape.of(d)), what);
         CpuTensor xc = cpu("layerNorm", xt), gc = cpu("layerNorm", gt), bc = cpu("layerNorm", bt);
         CpuTensor oc = cpu("layerNorm", outt);
         float[] x = xc.array(), gamma = gc.array(), beta = bc.array(), out = oc.array();
@@ -401,13 +391,9 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void linear(Tensor xt, Tensor wt, Tensor bt, Tensor outt) {
-        Shape xs = xt.shape(), ws = wt.shape(), os = outt.shape();
-        String what = "linear: x " + xs + ", w " + ws + ", bias " + (bt == null ? "none" : bt.shape()) + ", out " + os;
-        check(xs.rank() >= 1 && ws.rank() == 2 && xs.dim(-1) == ws.dim(1), what);
+        Shape xs = xt.shape(), ws = wt.shape();
+        String what = OpChecks.linear(xt, wt, bt, outt);
         int in = ws.dim(1), outF = ws.dim(0);
-        int[] od = xs.dims();
-        od[od.length - 1] = outF;
-        check(os.equals(Shape.of(od)) && (bt == null || bt.shape().equals(Shape.of(outF))), what);
         CpuTensor xc = cpu("linear", xt), wc = cpu("linear", wt), oc = cpu("linear", outt);
         CpuTensor bc = bt == null ? null : cpu("linear", bt);
         float[] x = xc.array(), w = wc.array(), out = oc.array(), bias = bc == null ? null : bc.array();
@@ -456,11 +442,8 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void attention(Tensor qt, Tensor kt, Tensor vt, int heads, float scale, Tensor outt) {
-        Shape qs = qt.shape(), ks = kt.shape(), vs = vt.shape();
-        String what = "attention: q " + qs + ", k " + ks + ", v " + vs + ", heads " + heads + ", out " + outt.shape();
-        check(qs.rank() == 3 && ks.rank() == 3 && ks.equals(vs) && outt.shape().equals(qs), what);
-        check(qs.dim(0) == ks.dim(0) && qs.dim(2) == ks.dim(2) && heads > 0 && qs.dim(2) % heads == 0, what);
-        check(ks.dim(1) > 0 || qs.dim(1) == 0, what + " (no keys)");
+        Shape qs = qt.shape(), ks = kt.shape();
+        String what = OpChecks.attention(qt, kt, vt, heads, outt);
         CpuTensor qc = cpu("attention", qt), kc = cpu("attention", kt), vc = cpu("attention", vt);
         CpuTensor oc = cpu("attention", outt);
         float[] q = qc.array(), k = kc.array(), v = vc.array(), out = oc.array();
@@ -555,13 +538,9 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void geglu(Tensor xt, Tensor outt) {
-        Shape xs = xt.shape(), os = outt.shape();
-        String what = "geglu: x " + xs + ", out " + os;
-        check(xs.rank() >= 1 && xs.dim(-1) % 2 == 0, what);
+        Shape xs = xt.shape();
+        String what = OpChecks.geglu(xt, outt);
         int f = xs.dim(-1) / 2;
-        int[] od = xs.dims();
-        od[od.length - 1] = f;
-        check(os.equals(Shape.of(od)), what);
         CpuTensor xc = cpu("geglu", xt), oc = cpu("geglu", outt);
         float[] x = xc.array(), out = oc.array();
         int xo = xc.offset(), oo = oc.offset();
@@ -589,9 +568,8 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void timestepEmbedding(Tensor tt, boolean flipSinToCos, float downscaleFreqShift, Tensor outt) {
-        Shape ts = tt.shape(), os = outt.shape();
-        String what = "timestepEmbedding: t " + ts + ", out " + os;
-        check(ts.rank() == 1 && os.rank() == 2 && os.dim(0) == ts.dim(0), what);
+        Shape os = outt.shape();
+        String what = OpChecks.timestepEmbedding(tt, outt);
         CpuTensor tc = cpu("timestepEmbedding", tt), oc = cpu("timestepEmbedding", outt);
         float[] t = tc.array(), out = oc.array();
         int to = tc.offset(), oo = oc.offset();
@@ -621,10 +599,8 @@ public final class CpuBackend implements Backend {
     @Override
     public void upsampleNearest(Tensor xt, Tensor outt) {
         Shape xs = xt.shape(), os = outt.shape();
-        String what = "upsampleNearest: x " + xs + ", out " + os;
-        check(xs.rank() == 4 && os.rank() == 4 && xs.dim(0) == os.dim(0) && xs.dim(1) == os.dim(1), what);
+        String what = OpChecks.upsampleNearest(xt, outt);
         int h = xs.dim(2), w = xs.dim(3), oh = os.dim(2), ow = os.dim(3);
-        check((h > 0 && w > 0) || oh * ow == 0, what);
         CpuTensor xc = cpu("upsampleNearest", xt), oc = cpu("upsampleNearest", outt);
         float[] x = xc.array(), out = oc.array();
         int xo = xc.offset(), oo = oc.offset();
@@ -647,11 +623,8 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void concatChannels(Tensor at, Tensor bt, Tensor outt) {
-        Shape as = at.shape(), bs = bt.shape(), os = outt.shape();
-        String what = "concatChannels: a " + as + ", b " + bs + ", out " + os;
-        check(as.rank() == 4 && bs.rank() == 4 && as.dim(0) == bs.dim(0) && as.dim(2) == bs.dim(2)
-                && as.dim(3) == bs.dim(3), what);
-        check(os.equals(Shape.of(as.dim(0), as.dim(1) + bs.dim(1), as.dim(2), as.dim(3))), what);
+        Shape as = at.shape(), bs = bt.shape();
+        String what = OpChecks.concatChannels(at, bt, outt);
         CpuTensor ac = cpu("concatChannels", at), bc = cpu("concatChannels", bt), oc = cpu("concatChannels", outt);
         float[] a = ac.array(), b = bc.array(), out = oc.array();
         check(!oc.overlaps(ac) && !oc.overlaps(bc), what + " (out aliases an input)");
@@ -664,8 +637,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void add(Tensor at, Tensor bt, Tensor outt) {
-        String what = "add: a " + at.shape() + ", b " + bt.shape() + ", out " + outt.shape();
-        check(at.shape().equals(bt.shape()) && at.shape().equals(outt.shape()), what);
+        String what = OpChecks.add(at, bt, outt);
         CpuTensor ac = cpu("add", at), bc = cpu("add", bt), oc = cpu("add", outt);
         check((!oc.overlaps(ac) || oc.offset() == ac.offset()) && (!oc.overlaps(bc) || oc.offset() == bc.offset()),
                 what + " (out partly overlaps an input)");
@@ -681,8 +653,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void addChannelBias(Tensor xt, Tensor vt, Tensor outt) {
         Shape xs = xt.shape();
-        String what = "addChannelBias: x " + xs + ", v " + vt.shape() + ", out " + outt.shape();
-        check(xs.rank() >= 2 && outt.shape().equals(xs) && vt.shape().equals(Shape.of(xs.dim(0), xs.dim(1))), what);
+        String what = OpChecks.addChannelBias(xt, vt, outt);
         CpuTensor xc = cpu("addChannelBias", xt), vc = cpu("addChannelBias", vt), oc = cpu("addChannelBias", outt);
         check(!oc.overlaps(xc) || oc.offset() == xc.offset(), what + " (out partly overlaps x)");
         float[] x = xc.array(), v = vc.array(), out = oc.array();
@@ -710,18 +681,15 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void nchwToTokens(Tensor xt, Tensor outt) {
-        Shape xs = xt.shape(), os = outt.shape();
-        String what = "nchwToTokens: x " + xs + ", out " + os;
-        check(xs.rank() == 4 && os.equals(Shape.of(xs.dim(0), xs.dim(2) * xs.dim(3), xs.dim(1))), what);
+        Shape xs = xt.shape();
+        String what = OpChecks.nchwToTokens(xt, outt);
         transposeBatched("nchwToTokens", xt, outt, xs.dim(0), xs.dim(1), xs.dim(2) * xs.dim(3), what);
     }
 
     @Override
     public void tokensToNchw(Tensor xt, Tensor outt) {
-        Shape xs = xt.shape(), os = outt.shape();
-        String what = "tokensToNchw: x " + xs + ", out " + os;
-        check(xs.rank() == 3 && os.rank() == 4
-                && os.equals(Shape.of(xs.dim(0), xs.dim(2), os.dim(2), os.dim(3))) && os.dim(2) * os.dim(3) == xs.dim(1), what);
+        Shape xs = xt.shape();
+        String what = OpChecks.tokensToNchw(xt, outt);
         transposeBatched("tokensToNchw", xt, outt, xs.dim(0), xs.dim(1), xs.dim(2), what);
     }
 
@@ -765,8 +733,7 @@ public final class CpuBackend implements Backend {
 
     /** out after checking it has x's shape and is x itself or apart from it. */
     private static CpuTensor unary(String op, Tensor xt, Tensor outt) {
-        String what = op + ": x " + xt.shape() + ", out " + outt.shape();
-        check(xt.shape().equals(outt.shape()), what);
+        String what = OpChecks.unary(op, xt, outt);
         CpuTensor x = cpu(op, xt), out = cpu(op, outt);
         check(!out.overlaps(x) || out.offset() == x.offset(), what + " (out partly overlaps x)");
         return out;

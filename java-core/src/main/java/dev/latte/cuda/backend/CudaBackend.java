@@ -3,6 +3,7 @@ package dev.latte.cuda.backend;
 import dev.latte.core.Backend;
 import dev.latte.core.Conv2dParams;
 import dev.latte.core.NormAct;
+import dev.latte.core.OpChecks;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
 import dev.latte.cpu.SleefExp;
@@ -13,7 +14,6 @@ import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
@@ -51,7 +51,8 @@ public final class CudaBackend implements Backend {
     private final KernelLibrary lib;
     private final Set<CudaTensor> live = Collections.newSetFromMap(new IdentityHashMap<>());
     private final Map<String, Long> frequencyTables = new HashMap<>();
-    private final Set<String> sharedRaised = new HashSet<>();
+    /** Per kernel, the dynamic shared memory it was allowed beyond the default (the generic attention varies with d). */
+    private final Map<String, Integer> sharedRaised = new HashMap<>();
     private long scratch;
     private long scratchBytes;
     private boolean closed;
@@ -303,18 +304,11 @@ public final class CudaBackend implements Backend {
     private void conv(Tensor xt, int h, int w, NormAct norm, Tensor wt, Tensor bt, Conv2dParams p, Tensor residualt,
                       Tensor outt) {
         Shape xs = xt.shape(), ws = wt.shape(), os = outt.shape();
-        String what = "conv2d: x " + xs + (h == xs.dim(-2) && w == xs.dim(-1) ? "" : " upsampled to " + h + "x" + w)
-                + ", w " + ws + ", bias " + (bt == null ? "none" : bt.shape()) + ", " + p
-                + ", out " + os + (norm == null ? "" : ", norm groups " + norm.groups())
-                + (residualt == null ? "" : ", residual " + residualt.shape());
-        check(xs.rank() == 4 && ws.rank() == 4 && ws.dim(1) == xs.dim(1) && h >= xs.dim(2) && w >= xs.dim(3), what);
-        check(p.strideH() > 0 && p.strideW() > 0 && p.padTop() >= 0 && p.padLeft() >= 0
-                && p.padBottom() >= 0 && p.padRight() >= 0, what);
+        String what = OpChecks.conv2d(xt, h, w, wt, bt, p, outt, (norm == null ? "" : ", norm groups " + norm.groups())
+                + (residualt == null ? "" : ", residual " + residualt.shape()));
         int n = xs.dim(0), c = xs.dim(1);
         int k = ws.dim(0), r = ws.dim(2), s = ws.dim(3);
         int pOut = p.outHeight(h, r), qOut = p.outWidth(w, s);
-        check(pOut > 0 && qOut > 0 && os.equals(Shape.of(n, k, pOut, qOut)), what);
-        check(bt == null || bt.shape().equals(Shape.of(k)), what);
         check(residualt == null || residualt.shape().equals(os), what); // out may be residual
         CudaTensor x = cuda(what, xt), wgt = cuda(what, wt), out = cuda(what, outt);
         CudaTensor b = bt == null ? null : cuda(what, bt), res = residualt == null ? null : cuda(what, residualt);
@@ -358,11 +352,8 @@ public final class CudaBackend implements Backend {
     @Override
     public void groupNorm(Tensor xt, Tensor gt, Tensor bt, int groups, float eps, boolean silu, Tensor outt) {
         Shape xs = xt.shape();
-        String what = "groupNorm: x " + xs + ", gamma " + gt.shape() + ", beta " + bt.shape() + ", groups "
-                + groups + ", out " + outt.shape();
-        check(xs.rank() >= 2 && groups > 0 && xs.dim(1) % groups == 0 && outt.shape().equals(xs), what);
+        String what = OpChecks.groupNorm(xt, gt, bt, groups, outt);
         int n = xs.dim(0), c = xs.dim(1);
-        check(gt.shape().equals(Shape.of(c)) && bt.shape().equals(Shape.of(c)), what);
         CudaTensor x = cuda(what, xt), gamma = cuda(what, gt), beta = cuda(what, bt), out = cuda(what, outt);
         long total = xs.numel();
         if (total == 0) {
@@ -379,10 +370,8 @@ public final class CudaBackend implements Backend {
     @Override
     public void layerNorm(Tensor xt, Tensor gt, Tensor bt, float eps, Tensor outt) {
         Shape xs = xt.shape();
-        String what = "layerNorm: x " + xs + ", gamma " + gt.shape() + ", beta " + bt.shape() + ", out " + outt.shape();
-        check(xs.rank() >= 1 && outt.shape().equals(xs), what);
+        String what = OpChecks.layerNorm(xt, gt, bt, outt);
         int d = xs.dim(-1);
-        check(gt.shape().equals(Shape.of(d)) && bt.shape().equals(Shape.of(d)), what);
         CudaTensor x = cuda(what, xt), gamma = cuda(what, gt), beta = cuda(what, bt), out = cuda(what, outt);
         long rows = leading(xs);
         check(rows < Integer.MAX_VALUE, what);
@@ -398,13 +387,9 @@ public final class CudaBackend implements Backend {
     /** One launch of {@code linear_*}: 64×64 tiles, tensor cores (mma.sync) for fp16, FMA for fp32. */
     @Override
     public void linear(Tensor xt, Tensor wt, Tensor bt, Tensor outt) {
-        Shape xs = xt.shape(), ws = wt.shape(), os = outt.shape();
-        String what = "linear: x " + xs + ", w " + ws + ", bias " + (bt == null ? "none" : bt.shape()) + ", out " + os;
-        check(xs.rank() >= 1 && ws.rank() == 2 && xs.dim(-1) == ws.dim(1), what);
+        Shape xs = xt.shape(), ws = wt.shape();
+        String what = OpChecks.linear(xt, wt, bt, outt);
         int in = ws.dim(1), outF = ws.dim(0);
-        int[] od = xs.dims();
-        od[od.length - 1] = outF;
-        check(os.equals(Shape.of(od)) && (bt == null || bt.shape().equals(Shape.of(outF))), what);
         CudaTensor x = cuda(what, xt), w = cuda(what, wt), out = cuda(what, outt);
         CudaTensor b = bt == null ? null : cuda(what, bt);
         check(out != x, what + " (out aliases x)");
@@ -424,11 +409,8 @@ public final class CudaBackend implements Backend {
      */
     @Override
     public void attention(Tensor qt, Tensor kt, Tensor vt, int heads, float scale, Tensor outt) {
-        Shape qs = qt.shape(), ks = kt.shape(), vs = vt.shape();
-        String what = "attention: q " + qs + ", k " + ks + ", v " + vs + ", heads " + heads + ", out " + outt.shape();
-        check(qs.rank() == 3 && ks.rank() == 3 && ks.equals(vs) && outt.shape().equals(qs), what);
-        check(qs.dim(0) == ks.dim(0) && qs.dim(2) == ks.dim(2) && heads > 0 && qs.dim(2) % heads == 0, what);
-        check(ks.dim(1) > 0 || qs.dim(1) == 0, what + " (no keys)");
+        Shape qs = qt.shape(), ks = kt.shape();
+        String what = OpChecks.attention(qt, kt, vt, heads, outt);
         int b = qs.dim(0), sq = qs.dim(1), sk = ks.dim(1), d = qs.dim(2) / heads;
         check(d <= ATT_MAX_D, what + " (head dim " + d + " > " + ATT_MAX_D + ")");
         check(heads <= 65535 && b <= 65535, what + " (grid)");
@@ -443,7 +425,8 @@ public final class CudaBackend implements Backend {
         };
         int shared = 4 * (ATT_KEYS * (d + 1) + ATT_KEYS * d + ATT_QUERIES * d);
         CudaKernel kernel = kernel("attention.cu", name);
-        if (shared > DEFAULT_SHARED_LIMIT && sharedRaised.add(kernel.name())) {
+        if (shared > DEFAULT_SHARED_LIMIT && shared > sharedRaised.getOrDefault(kernel.name(), DEFAULT_SHARED_LIMIT)) {
+            sharedRaised.put(kernel.name(), shared);
             kernel.setMaxDynamicSharedMemory(shared);
         }
         kernel.launch(blocks(sq, ATT_QUERIES), heads, b, ATT_THREADS, 1, 1, shared, new KernelArgs()
@@ -465,12 +448,8 @@ public final class CudaBackend implements Backend {
     @Override
     public void geglu(Tensor xt, Tensor outt) {
         Shape xs = xt.shape(), os = outt.shape();
-        String what = "geglu: x " + xs + ", out " + os;
-        check(xs.rank() >= 1 && xs.dim(-1) % 2 == 0, what);
+        String what = OpChecks.geglu(xt, outt);
         int f = xs.dim(-1) / 2;
-        int[] od = xs.dims();
-        od[od.length - 1] = f;
-        check(os.equals(Shape.of(od)), what);
         CudaTensor x = cuda(what, xt), out = cuda(what, outt);
         check(out != x, what + " (out aliases x)");
         elementwise("elementwise.cu", "geglu", os.numel(),
@@ -481,9 +460,8 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void timestepEmbedding(Tensor tt, boolean flipSinToCos, float downscaleFreqShift, Tensor outt) {
-        Shape ts = tt.shape(), os = outt.shape();
-        String what = "timestepEmbedding: t " + ts + ", out " + os;
-        check(ts.rank() == 1 && os.rank() == 2 && os.dim(0) == ts.dim(0), what);
+        Shape os = outt.shape();
+        String what = OpChecks.timestepEmbedding(tt, outt);
         CudaTensor t = cuda(what, tt), out = cuda(what, outt);
         check(out != t, what + " (out aliases t)");
         int dim = os.dim(1), half = dim / 2;
@@ -524,10 +502,8 @@ public final class CudaBackend implements Backend {
     @Override
     public void upsampleNearest(Tensor xt, Tensor outt) {
         Shape xs = xt.shape(), os = outt.shape();
-        String what = "upsampleNearest: x " + xs + ", out " + os;
-        check(xs.rank() == 4 && os.rank() == 4 && xs.dim(0) == os.dim(0) && xs.dim(1) == os.dim(1), what);
+        String what = OpChecks.upsampleNearest(xt, outt);
         int h = xs.dim(2), w = xs.dim(3), oh = os.dim(2), ow = os.dim(3);
-        check((h > 0 && w > 0) || (long) oh * ow == 0, what);
         CudaTensor x = cuda(what, xt), out = cuda(what, outt);
         check(out != x, what + " (out aliases x)");
         elementwise("elementwise.cu", "upsample_nearest", os.numel(), new KernelArgs().ptr(x.ptr()).ptr(out.ptr())
@@ -539,10 +515,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void concatChannels(Tensor at, Tensor bt, Tensor outt) {
         Shape as = at.shape(), bs = bt.shape(), os = outt.shape();
-        String what = "concatChannels: a " + as + ", b " + bs + ", out " + os;
-        check(as.rank() == 4 && bs.rank() == 4 && as.dim(0) == bs.dim(0) && as.dim(2) == bs.dim(2)
-                && as.dim(3) == bs.dim(3), what);
-        check(os.equals(Shape.of(as.dim(0), as.dim(1) + bs.dim(1), as.dim(2), as.dim(3))), what);
+        String what = OpChecks.concatChannels(at, bt, outt);
         CudaTensor a = cuda(what, at), b = cuda(what, bt), out = cuda(what, outt);
         check(out != a && out != b, what + " (out aliases an input)");
         if (os.numel() == 0) {
@@ -555,8 +528,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void add(Tensor at, Tensor bt, Tensor outt) {
-        String what = "add: a " + at.shape() + ", b " + bt.shape() + ", out " + outt.shape();
-        check(at.shape().equals(bt.shape()) && at.shape().equals(outt.shape()), what);
+        String what = OpChecks.add(at, bt, outt);
         CudaTensor a = cuda(what, at), b = cuda(what, bt), out = cuda(what, outt);
         long n = at.shape().numel();
         elementwise("elementwise.cu", "add", n, new KernelArgs().ptr(ptr(a)).ptr(ptr(b)).ptr(ptr(out)).i64(n));
@@ -565,8 +537,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void addChannelBias(Tensor xt, Tensor vt, Tensor outt) {
         Shape xs = xt.shape();
-        String what = "addChannelBias: x " + xs + ", v " + vt.shape() + ", out " + outt.shape();
-        check(xs.rank() >= 2 && outt.shape().equals(xs) && vt.shape().equals(Shape.of(xs.dim(0), xs.dim(1))), what);
+        String what = OpChecks.addChannelBias(xt, vt, outt);
         CudaTensor x = cuda(what, xt), v = cuda(what, vt), out = cuda(what, outt);
         long planes = (long) xs.dim(0) * xs.dim(1);
         if (xs.numel() == 0) {
@@ -580,8 +551,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void scale(Tensor xt, float s, Tensor outt) {
-        String what = "scale: x " + xt.shape() + ", out " + outt.shape();
-        check(xt.shape().equals(outt.shape()), what);
+        String what = OpChecks.unary("scale", xt, outt);
         CudaTensor x = cuda(what, xt), out = cuda(what, outt);
         long n = xt.shape().numel();
         elementwise("elementwise.cu", "scale", n, new KernelArgs().ptr(ptr(x)).ptr(ptr(out)).f32(s).i64(n));
@@ -589,18 +559,15 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void nchwToTokens(Tensor xt, Tensor outt) {
-        Shape xs = xt.shape(), os = outt.shape();
-        String what = "nchwToTokens: x " + xs + ", out " + os;
-        check(xs.rank() == 4 && os.equals(Shape.of(xs.dim(0), xs.dim(2) * xs.dim(3), xs.dim(1))), what);
+        Shape xs = xt.shape();
+        String what = OpChecks.nchwToTokens(xt, outt);
         transpose(what, xt, outt, xs.dim(0), xs.dim(1), xs.dim(2) * xs.dim(3));
     }
 
     @Override
     public void tokensToNchw(Tensor xt, Tensor outt) {
-        Shape xs = xt.shape(), os = outt.shape();
-        String what = "tokensToNchw: x " + xs + ", out " + os;
-        check(xs.rank() == 3 && os.rank() == 4
-                && os.equals(Shape.of(xs.dim(0), xs.dim(2), os.dim(2), os.dim(3))) && os.dim(2) * os.dim(3) == xs.dim(1), what);
+        Shape xs = xt.shape();
+        String what = OpChecks.tokensToNchw(xt, outt);
         transpose(what, xt, outt, xs.dim(0), xs.dim(1), xs.dim(2));
     }
 
@@ -619,8 +586,7 @@ public final class CudaBackend implements Backend {
     // ---------------------------------------------------------------- helpers
 
     private void unary(String op, Tensor xt, Tensor outt) {
-        String what = op + ": x " + xt.shape() + ", out " + outt.shape();
-        check(xt.shape().equals(outt.shape()), what);
+        String what = OpChecks.unary(op, xt, outt);
         CudaTensor x = cuda(what, xt), out = cuda(what, outt);
         long n = xt.shape().numel();
         elementwise("elementwise.cu", op, n, new KernelArgs().ptr(ptr(x)).ptr(ptr(out)).i64(n));

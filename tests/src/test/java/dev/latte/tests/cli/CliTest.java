@@ -1,26 +1,24 @@
 package dev.latte.tests.cli;
 
-import dev.latte.cli.Main;
 import dev.latte.tests.Resources;
+import dev.latte.tests.cli.Cli.Result;
 import dev.latte.weights.SafeTensorsFile;
 import dev.latte.weights.SafeTensorsWriter;
 import dev.latte.weights.TensorInfo;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.List;
 import java.util.function.Predicate;
 
+import static dev.latte.tests.cli.Cli.assertBadInput;
+import static dev.latte.tests.cli.Cli.latte;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The command line on the bundled tiny model, and every kind of bad input it must name. */
@@ -29,38 +27,12 @@ class CliTest {
     @TempDir
     Path tmp;
 
-    record Result(int code, String out, String err) {
-    }
-
-    static Result latte(String... args) {
-        var out = new ByteArrayOutputStream();
-        var err = new ByteArrayOutputStream();
-        int code = Main.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
-                new PrintStream(err, true, StandardCharsets.UTF_8));
-        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-    }
-
     static String model() {
         return Resources.unetTiny().toString();
     }
 
     static String case0() {
         return Resources.golden("unet-tiny/case-0.safetensors").toString();
-    }
-
-    /**
-     * Exit code 2; stderr holds progress lines and one error line, all starting "latte: ", no
-     * stack trace; the error line contains every fragment.
-     */
-    static void assertBadInput(Result r, String... fragments) {
-        assertEquals(2, r.code(), r.err());
-        List<String> lines = r.err().strip().lines().toList();
-        assertTrue(lines.stream().allMatch(l -> l.startsWith("latte: ")), r.err());
-        assertFalse(r.err().contains("Exception") || r.err().contains("\tat "), r.err());
-        String err = lines.getLast();
-        for (String f : fragments) {
-            assertTrue(err.contains(f), "'" + f + "' not in: " + err);
-        }
     }
 
     /** A copy of the tiny model folder, to break. */

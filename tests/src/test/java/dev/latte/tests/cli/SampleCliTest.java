@@ -21,8 +21,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 
-import static dev.latte.tests.cli.CliTest.assertBadInput;
-import static dev.latte.tests.cli.CliTest.latte;
+import static dev.latte.tests.cli.Cli.assertBadInput;
+import static dev.latte.tests.cli.Cli.latte;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -46,7 +46,7 @@ class SampleCliTest {
         return f;
     }
 
-    CliTest.Result sample(String... extra) {
+    Cli.Result sample(String... extra) {
         String[] base = {"sample", "--model", model(), "--context", context().toString()};
         String[] all = new String[base.length + extra.length];
         System.arraycopy(base, 0, all, 0, base.length);

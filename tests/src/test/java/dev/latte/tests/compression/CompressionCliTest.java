@@ -1,15 +1,13 @@
 package dev.latte.tests.compression;
 
-import dev.latte.cli.Main;
 import dev.latte.tests.Resources;
+import dev.latte.tests.cli.Cli.Result;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 
+import static dev.latte.tests.cli.Cli.latte;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -17,17 +15,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class CompressionCliTest {
     @TempDir
     Path tmp;
-
-    record Result(int code, String out, String err) {
-    }
-
-    static Result latte(String... args) {
-        var out = new ByteArrayOutputStream();
-        var err = new ByteArrayOutputStream();
-        int code = Main.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
-                new PrintStream(err, true, StandardCharsets.UTF_8));
-        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-    }
 
     @Test
     void pruneThenQuantizeThenValidate() {

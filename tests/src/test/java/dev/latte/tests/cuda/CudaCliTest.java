@@ -1,31 +1,18 @@
 package dev.latte.tests.cuda;
 
+import static dev.latte.tests.cli.Cli.latte;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import dev.latte.cli.Main;
 import dev.latte.cuda.CudaContext;
 import dev.latte.tests.Resources;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
+import dev.latte.tests.cli.Cli.Result;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /** {@code latte validate --backend cuda}: on a GPU it passes its gates; without one it says why, exit 2. */
 class CudaCliTest {
-    record Result(int code, String out, String err) {
-    }
-
-    static Result latte(String... args) {
-        var out = new ByteArrayOutputStream();
-        var err = new ByteArrayOutputStream();
-        int code = Main.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
-                new PrintStream(err, true, StandardCharsets.UTF_8));
-        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-    }
-
     static String[] validate(String dtype) {
         return new String[] {"validate", "--model", Resources.unetTiny().toString(), "--golden",
                 Resources.golden("unet-tiny/case-0.safetensors").toString(), "--backend", "cuda", "--dtype", dtype};

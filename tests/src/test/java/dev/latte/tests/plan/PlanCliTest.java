@@ -2,17 +2,15 @@ package dev.latte.tests.plan;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.latte.cli.Main;
 import dev.latte.tests.Resources;
+import dev.latte.tests.cli.Cli.Result;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
+import static dev.latte.tests.cli.Cli.latte;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -20,17 +18,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class PlanCliTest {
     @TempDir
     Path tmp;
-
-    record Result(int code, String out, String err) {
-    }
-
-    static Result latte(String... args) {
-        var out = new ByteArrayOutputStream();
-        var err = new ByteArrayOutputStream();
-        int code = Main.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
-                new PrintStream(err, true, StandardCharsets.UTF_8));
-        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-    }
 
     @Test
     void sd15PlanPrintsTotalsAndWritesACheckableJson() throws Exception {
