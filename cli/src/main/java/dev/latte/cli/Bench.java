@@ -28,9 +28,16 @@ final class Bench {
         if (!args.isEmpty() && args.getFirst().equals("sampling")) {
             return SamplingBench.run(args.subList(1, args.size()), out, err);
         }
+        if (!args.isEmpty() && args.getFirst().equals("kernels")) {
+            return KernelsBench.run(new Args("bench kernels", args.subList(1, args.size()), KernelsBench.OPTIONS,
+                    KernelsBench.FLAGS), out, err);
+        }
         if (args.isEmpty() || !args.getFirst().equals("unet")) {
-            throw new Args.UsageException("bench: expected 'bench unet' or 'bench sampling' (kernel benchmarks arrive"
-                    + " with the CUDA backend)");
+            throw new Args.UsageException("bench: expected 'bench unet', 'bench kernels' or 'bench sampling'");
+        }
+        if (args.contains("--config")) {
+            return UnetBench.run(new Args("bench unet", args.subList(1, args.size()), UnetBench.OPTIONS,
+                    UnetBench.FLAGS), out, err);
         }
         Args a = new Args("bench unet", args.subList(1, args.size()), Set.of("model", "batch", "height", "width",
                 "context", "warmup", "iters", "backend", "threads", "json"));
@@ -118,6 +125,22 @@ final class Bench {
         } catch (IOException e) {
             throw new IllegalArgumentException(path + ": cannot write: " + e.getMessage());
         }
+    }
+
+    /** date, commit, dirty worktree and the machine, as every bench JSON starts. */
+    static ObjectNode provenance() {
+        ObjectNode root = new ObjectMapper().createObjectNode();
+        root.put("date", Instant.now().toString());
+        root.put("commit", git("rev-parse", "HEAD"));
+        root.put("worktree_dirty", !git("status", "--porcelain", "--untracked-files=no").isEmpty());
+        ObjectNode machine = root.putObject("machine");
+        machine.put("cpu", cpuModel());
+        machine.put("available_processors", Runtime.getRuntime().availableProcessors());
+        machine.put("os", System.getProperty("os.name") + " " + System.getProperty("os.version") + " "
+                + System.getProperty("os.arch"));
+        machine.put("jdk", System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version"));
+        machine.put("max_heap_bytes", Runtime.getRuntime().maxMemory());
+        return root;
     }
 
     static String cpuModel() {

@@ -39,6 +39,19 @@ public final class Main {
               bench unet --model DIR [--batch 2] [--height H] [--width W] [--context 77] [--warmup 3]
                          [--iters 10] [--backend cpu] [--threads N] [--json FILE]
                   time UNet forwards on random inputs; median and raw times, optionally as JSON
+              bench unet --config sd15|DIR [--backend cpu|cuda] [--dtype fp32|fp16|int8] [--int8-mode w8a16|w8a8]
+                         [--height 512] [--width 512] [--batch 2] [--context 77] [--warmup 3] [--iters 20]
+                         [--seed 0] [--graph] [--threads N] [--json FILE]
+                  one UNet step of a config with seeded random weights made in memory (H, W image pixels):
+                  latency median/p10/p90, arena/weight/workspace bytes, ops and kernel launches per step;
+                  --graph (cuda) replays the step as one captured CUDA graph
+              bench kernels [--dtype fp16|fp32] [--runs 20] [--warmup 5] [--batch 2] [--config sd15|DIR]
+                            [--sizes 512,768] [--list] [--json FILE]
+                  every distinct op of an SD1.5 step at 512 and 768 timed with CUDA events: median, p10/p90,
+                  TFLOP/s or GB/s and the fraction of the device's peak; --list prints the cases (no GPU);
+                  without a GPU exits 2 saying why
+              export-random --config sd15|DIR --out DIR2 [--seed 0] [--dtype fp16|fp32]
+                  write the config's seeded random weights (as bench unet --config makes them) as a diffusers folder
               bench sampling --model DIR --context CTX.safetensors [--repeat 3] [--seed 42] [--json FILE]
                   time whole DDIM-20, DDIM-50 (guidance 7.5) and LCM-4 runs; UNet evaluations per run
               sample --model DIR --context CTX.safetensors --out OUT [--scheduler ddim|lcm] [--steps 50|4]
@@ -84,6 +97,8 @@ public final class Main {
                 case "compression-report" -> CompressionReport.run(new Args("compression-report", rest,
                         CompressionReport.OPTIONS), out, err);
                 case "plan" -> Plan.run(new Args("plan", rest, Plan.OPTIONS), out);
+                case "export-random" -> UnetBench.export(new Args("export-random", rest,
+                        Set.of("config", "out", "seed", "dtype")), out);
                 default -> throw new Args.UsageException("unknown command '" + args[0] + "'\n" + USAGE);
             };
         } catch (Args.UsageException | WeightsException | GraphException | NonFiniteException

@@ -19,6 +19,8 @@ public final class CudaKernel {
     public static final int FUNC_ATTRIBUTE_BINARY_VERSION = 6;
     public static final int FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 
+    private static final java.util.concurrent.atomic.AtomicLong LAUNCHES = new java.util.concurrent.atomic.AtomicLong();
+
     private final CudaModule module;
     private final String name;
     private final MemorySegment function;
@@ -80,7 +82,13 @@ public final class CudaKernel {
                 throw Driver.error("cuLaunchKernel(" + name + ", grid " + gx + "x" + gy + "x" + gz + ", block " + bx + "x"
                         + by + "x" + bz + ", " + sharedBytes + " B shared)", rc);
             }
+            LAUNCHES.incrementAndGet();
         }
+    }
+
+    /** cuLaunchKernel calls made by every kernel of this process that succeeded (captured ones included). */
+    public static long launchCount() {
+        return LAUNCHES.get();
     }
 
     @Override

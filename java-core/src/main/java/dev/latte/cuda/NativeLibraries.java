@@ -39,7 +39,30 @@ public final class NativeLibraries {
     static final Spec CUDA = new Spec(List.of("libcuda.so.1"), false,
             List.of("/usr/local/nvidia/lib64", "/usr/lib/wsl/lib"));
     static final Spec NVRTC = new Spec(List.of("libnvrtc.so.13", "libnvrtc.so.12"), true, List.of());
+    static final Spec CUBLAS = new Spec(List.of("libcublas.so.13", "libcublas.so.12"), false, List.of());
     static final String DEFAULT_CUDA_HOME = "/usr/local/cuda";
+    private static Object cublas; // Loaded or CudaUnavailableException
+
+    /** cuBLAS (for benchmark baselines); throws {@link CudaUnavailableException} listing every path tried. */
+    public static synchronized SymbolLookup cublas() {
+        if (cublas == null) {
+            try {
+                cublas = load(CUBLAS, System::getenv, true);
+            } catch (CudaUnavailableException e) {
+                cublas = e;
+            }
+        }
+        if (cublas instanceof CudaUnavailableException e) {
+            throw new CudaUnavailableException(e.getMessage());
+        }
+        return ((Loaded) cublas).lookup();
+    }
+
+    /** Where cuBLAS was loaded from. */
+    public static synchronized String cublasLocation() {
+        cublas();
+        return ((Loaded) cublas).location();
+    }
 
     private static Object cuda;   // Loaded or CudaUnavailableException
     private static Object nvrtc;

@@ -1,0 +1,167 @@
+package dev.latte.cli;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.latte.bench.BenchReport;
+import dev.latte.bench.CublasGemm;
+import dev.latte.bench.KernelBench;
+import dev.latte.bench.KernelCase;
+import dev.latte.bench.KernelCases;
+import dev.latte.cuda.CudaContext;
+import dev.latte.cuda.CudaUnavailableException;
+import dev.latte.cuda.backend.CudaBackend;
+
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * {@code latte bench kernels}: every distinct op of an SD1.5 step at 512² and 768² (derived from
+ * the fused graph, {@link KernelCases}), timed on the GPU with CUDA events; {@code --list} prints
+ * the table without a GPU. Without a GPU (and without --list) it exits 2 saying why.
+ */
+final class KernelsBench {
+    static final Set<String> OPTIONS = Set.of("json", "dtype", "runs", "warmup", "batch", "sizes", "config");
+    static final Set<String> FLAGS = Set.of("list");
+
+    private KernelsBench() {
+    }
+
+    static int run(Args a, PrintStream out, PrintStream err) {
+        String dtype = a.get("dtype", "fp16");
+        int elementBytes = switch (dtype) {
+            case "fp16" -> 2;
+            case "fp32" -> 4;
+            default -> throw new Args.UsageException("bench kernels: --dtype must be fp16 or fp32, not '" + dtype
+                    + "'");
+        };
+        int runs = a.getInt("runs", 20), warmup = a.getInt("warmup", 5), batch = a.getInt("batch", 2);
+        if (runs < 20 || warmup < 1 || batch < 1) {
+            throw new Args.UsageException("bench kernels: --runs must be >= 20, --warmup >= 1, --batch >= 1");
+        }
+        List<KernelCase> cases = cases(a, batch, elementBytes);
+        if (a.flag("list")) {
+            printTable(cases, null, out);
+            return 0;
+        }
+        String reason = CudaContext.unavailableReason();
+        if (reason != null) {
+            throw new Args.UsageException("bench kernels: no GPU: " + reason + " (--list prints the case table)");
+        }
+        CudaBackend backend;
+        try {
+            backend = CudaBackend.open(0, dtype.equals("fp16") ? CudaBackend.Precision.FP16
+                    : CudaBackend.Precision.FP32);
+        } catch (CudaUnavailableException e) {
+            throw new Args.UsageException("bench kernels: no GPU: " + e.getMessage());
+        }
+        try (backend) {
+            CudaContext ctx = backend.context();
+            err.println("latte: measuring copy bandwidth and launch overhead on " + ctx.deviceName() + "...");
+            double bw = KernelBench.copyBandwidth(ctx, 256L << 20, 20);
+            KernelBench.Device device = KernelBench.device(ctx, bw);
+            KernelBench.LaunchOverhead lo = KernelBench.launchOverhead(ctx, 10_000);
+            err.printf(Locale.ROOT, "latte: %d cases, %d warm-up + %d timed runs each...%n", cases.size(), warmup,
+                    runs);
+            List<KernelBench.Result> results = KernelBench.run(cases, KernelBench.cudaTimer(backend, ctx,
+                    device.l2Bytes()), warmup, runs, device, dtype);
+            Map<String, BenchReport.Baseline> baselines = new HashMap<>();
+            String blasReason = CublasGemm.unavailableReason();
+            if (blasReason != null) {
+                var unavailable = new BenchReport.Baseline("unavailable: " + blasReason, null, null);
+                baselines.put("cublas_gemm_ex_fp16", unavailable);
+                baselines.put("cublas_gemm_ex_int8", unavailable);
+            } else {
+                List<KernelCase> linears = cases.stream().filter(c -> c.op().equals("linear")).toList();
+                err.printf(Locale.ROOT, "latte: cuBLAS (%s) on %d linear cases...%n", CublasGemm.location(),
+                        linears.size());
+                try (CublasGemm blas = new CublasGemm(ctx)) {
+                    for (boolean int8 : new boolean[] {false, true}) {
+                        String key = int8 ? "cublas_gemm_ex_int8" : "cublas_gemm_ex_fp16";
+                        try {
+                            List<KernelBench.Result> r = KernelBench.run(linears, KernelBench.cublasTimer(blas, ctx,
+                                    int8, device.l2Bytes()), warmup, runs, device, int8 ? "int8" : "fp16");
+                            baselines.put(key, new BenchReport.Baseline("ok", CublasGemm.location(), r));
+                            out.printf(Locale.ROOT, "cuBLAS GemmEx %s, the same linear shapes: %.2f ms per step"
+                                    + " (Latte %s: %.2f ms)%n", int8 ? "int8" : "fp16", stepMs(r), dtype,
+                                    stepMs(results.stream().filter(x -> x.kernel().op().equals("linear")).toList()));
+                        } catch (RuntimeException e) {
+                            err.println("latte: cuBLAS " + key + " failed: " + e.getMessage());
+                            baselines.put(key, new BenchReport.Baseline("failed: " + e.getMessage(), null, null));
+                        }
+                    }
+                } catch (RuntimeException e) {
+                    err.println("latte: cuBLAS failed: " + e.getMessage());
+                    var failed = new BenchReport.Baseline("failed: " + e.getMessage(), null, null);
+                    baselines.put("cublas_gemm_ex_fp16", failed);
+                    baselines.put("cublas_gemm_ex_int8", failed);
+                }
+            }
+            printTable(cases, results, out);
+            out.printf(Locale.ROOT, "%s (%s, %d SMs): peak %s %.1f TFLOP/s, copy %.0f GB/s (theoretical %.0f);"
+                            + " empty kernel %.2f us host, %.2f us device per launch, %.1f us launch+sync%n",
+                    device.name(), device.arch(), device.multiprocessors(), dtype, device.peakFlops(dtype) / 1e12,
+                    bw / 1e9, device.theoreticalBandwidth() / 1e9, lo.hostUsPerLaunch(), lo.deviceUsPerLaunch(),
+                    lo.launchSyncUsMedian());
+            KernelBench.stepMs(results).forEach((cfg, ms) -> out.printf(Locale.ROOT,
+                    "%s: %.2f ms of kernel time per step (sum of median x count)%n", cfg, ms));
+            String json = a.get("json", null);
+            if (json != null) {
+                BenchReport.write(Path.of(json), BenchReport.kernels(results, device, lo, baselines, dtype, warmup,
+                        runs, Bench.provenance()));
+                out.println("wrote " + json);
+            }
+            return 0;
+        }
+    }
+
+    static List<KernelCase> cases(Args a, int batch, int elementBytes) {
+        String config = a.get("config", "sd15");
+        String sizes = a.get("sizes", null);
+        if (config.equals("sd15") && sizes == null) {
+            return KernelCases.sd15(batch, elementBytes);
+        }
+        UnetBench.Config cfg = UnetBench.config(config, "bench kernels");
+        List<KernelCase> all = new ArrayList<>();
+        for (String s : (sizes == null ? "512,768" : sizes).split(",")) {
+            int side;
+            try {
+                side = Integer.parseInt(s.trim());
+            } catch (NumberFormatException e) {
+                throw new Args.UsageException("bench kernels: --sizes takes image sides like 512,768; got '" + s + "'");
+            }
+            if (side <= 0 || side % 8 != 0) {
+                throw new Args.UsageException("bench kernels: image side " + side + " is not a positive multiple of 8");
+            }
+            all.addAll(KernelCases.fromGraph(KernelCases.graph(cfg.config(), cfg.source(), batch, side, side, 77),
+                    elementBytes, cfg.name() + " " + side + "x" + side + " batch " + batch));
+        }
+        return all;
+    }
+
+    private static double stepMs(List<KernelBench.Result> results) {
+        return KernelBench.stepMs(results).values().stream().mapToDouble(Double::doubleValue).sum();
+    }
+
+    private static void printTable(List<KernelCase> cases, List<KernelBench.Result> results, PrintStream out) {
+        out.printf(Locale.ROOT, "%-24s %-16s %5s %12s %12s %s%n", "config", "op", "count", "GFLOP", "MB",
+                results == null ? "shape" : "median ms [p10, p90]  TFLOP/s  GB/s  of peak | shape");
+        for (int i = 0; i < cases.size(); i++) {
+            KernelCase c = cases.get(i);
+            String timing = "";
+            if (results != null) {
+                KernelBench.Result r = results.get(i);
+                timing = r.stats() == null ? r.status() + " | " : String.format(Locale.ROOT,
+                        "%.4f [%.4f, %.4f] %7.1f %7.0f %5.1f%% | ", r.stats().median(), r.stats().p10(),
+                        r.stats().p90(), r.tflops(), r.gbps(), 100 * r.fractionOfPeak());
+            }
+            out.printf(Locale.ROOT, "%-24s %-16s %5d %12.3f %12.3f %s%s%n", c.config(), c.op(), c.count(),
+                    c.flops() / 1e9, c.bytes() / 1e6, timing, c.shape());
+        }
+        out.printf(Locale.ROOT, "%d cases%n", cases.size());
+    }
+}

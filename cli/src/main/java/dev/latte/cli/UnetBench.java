@@ -1,0 +1,380 @@
+package dev.latte.cli;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.latte.bench.BenchReport;
+import dev.latte.bench.RandomWeights;
+import dev.latte.core.Backend;
+import dev.latte.core.Int8Mode;
+import dev.latte.core.Shape;
+import dev.latte.core.Tensor;
+import dev.latte.cpu.CpuBackend;
+import dev.latte.cuda.CudaContext;
+import dev.latte.cuda.CudaEvent;
+import dev.latte.cuda.CudaGraph;
+import dev.latte.cuda.CudaKernel;
+import dev.latte.cuda.CudaUnavailableException;
+import dev.latte.cuda.backend.CudaBackend;
+import dev.latte.graph.Executor;
+import dev.latte.graph.Fusion;
+import dev.latte.graph.Graph;
+import dev.latte.graph.Op;
+import dev.latte.graph.Value;
+import dev.latte.graph.WeightFormat;
+import dev.latte.plan.BuiltinConfigs;
+import dev.latte.plan.MemoryPlan;
+import dev.latte.plan.MemoryPlanner;
+import dev.latte.plan.PlannedArena;
+import dev.latte.quant.Int8;
+import dev.latte.unet.UNet2DConditionModel;
+import dev.latte.weights.UNetConfig;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.Set;
+
+/**
+ * {@code latte bench unet --config sd15|DIR}: one UNet step of a config with seeded random weights
+ * made in memory (no checkpoint), run from one planned arena on the CPU or the GPU: latency
+ * (median, p10, p90 and raw), memory (arena, weights, workspace, cuMemGetInfo), ops and kernel
+ * launches per step, and with {@code --graph} the whole step captured as one CUDA graph.
+ * {@code --height/--width} are image pixels here (latent = /8), as for {@code latte plan}.
+ */
+final class UnetBench {
+    static final Set<String> OPTIONS = Set.of("config", "batch", "height", "width", "context", "dtype", "int8-mode",
+            "backend", "threads", "warmup", "iters", "seed", "json");
+    static final Set<String> FLAGS = Set.of("graph");
+
+    /** A UNet config and where it came from. */
+    record Config(String name, String source, UNetConfig config, String json) {
+    }
+
+    private UnetBench() {
+    }
+
+    /** A built-in config by name, or a model folder / config.json path. */
+    static Config config(String name, String command) {
+        UNetConfig cfg = BuiltinConfigs.byName(name);
+        if (cfg != null) {
+            return new Config(name, "built-in " + name, cfg, name.equals("sd15") ? BuiltinConfigs.SD15_JSON : null);
+        }
+        Path p = Path.of(name);
+        Path file = Files.isDirectory(p) ? p.resolve("config.json") : p;
+        if (!Files.isRegularFile(file)) {
+            throw new Args.UsageException(command + ": --config '" + name + "' is neither a built-in config ("
+                    + String.join(", ", BuiltinConfigs.names()) + ") nor a folder with config.json nor a config.json");
+        }
+        try {
+            return new Config(name, file.toString(), UNetConfig.load(file), Files.readString(file));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    static int run(Args a, PrintStream out, PrintStream err) {
+        Config c = config(a.required("config"), "bench unet");
+        String backendName = a.get("backend", "cpu");
+        String dtype = a.get("dtype", backendName.equals("cuda") ? "fp16" : "fp32");
+        if (!List.of("fp32", "fp16", "int8").contains(dtype)) {
+            throw new Args.UsageException("bench unet: --dtype must be fp32, fp16 or int8, not '" + dtype + "'");
+        }
+        int batch = a.getInt("batch", 2), height = a.getInt("height", 512), width = a.getInt("width", 512);
+        int context = a.getInt("context", 77), warmup = a.getInt("warmup", 3), iters = a.getInt("iters", 20);
+        long seed = a.getInt("seed", 0);
+        boolean useGraph = a.flag("graph");
+        if (height <= 0 || width <= 0 || height % 8 != 0 || width % 8 != 0) {
+            throw new Args.UsageException("bench unet: with --config, --height and --width are image pixels,"
+                    + " positive multiples of 8; got " + height + "x" + width);
+        }
+        if (batch < 1 || context < 1 || warmup < 1 || iters < 1) {
+            throw new Args.UsageException("bench unet: --batch, --context, --warmup and --iters must be >= 1");
+        }
+        if (useGraph && !backendName.equals("cuda")) {
+            throw new Args.UsageException("bench unet: --graph captures a CUDA graph; it needs --backend cuda");
+        }
+        Int8Mode int8Mode = Int8Mode.parse(a.get("int8-mode", "w8a16"));
+        UNet2DConditionModel unet = new UNet2DConditionModel(c.config(), c.source());
+        List<Value> floatParams = RandomWeights.parameters(unet);
+        Set<String> int8Weights = dtype.equals("int8") ? quantizable(unet) : Set.of();
+        WeightFormat format = new WeightFormat() {
+            public int[] shape(String name) {
+                return null;
+            }
+
+            public boolean isInt8(String name) {
+                return int8Weights.contains(name);
+            }
+
+            public Int8Mode int8Mode() {
+                return int8Mode;
+            }
+        };
+        int lh = height / 8, lw = width / 8;
+        Graph graph = Fusion.fuse(unet.graph(batch, lh, lw, context, format));
+
+        try (Backend backend = open(backendName, dtype, a)) {
+            if (dtype.equals("int8") && !(backend.supports("linearInt8") && backend.supports("conv2dInt8"))) {
+                throw new Args.UsageException("bench unet: the " + backend.name()
+                        + " backend has no int8 ops (linearInt8, conv2dInt8) yet");
+            }
+            CudaContext ctx = backend instanceof CudaBackend cb ? cb.context() : null;
+            err.println("latte: " + floatParams.size() + " random weights (seed " + seed + ") onto " + backend.name()
+                    + "...");
+            Map<String, Tensor> params = new HashMap<>();
+            long[] weightBytes = {0};
+            int floatBytes = backend.activationBytes();
+            RandomWeights.generate(floatParams, seed, 32, (p, v) -> {
+                if (int8Weights.contains(p.name())) {
+                    Int8.Rows q = Int8.quantizeRows(v, p.shape().dim(0));
+                    params.put(p.name(), backend.uploadInt8(p.shape(), q.q()));
+                    params.put(p.name() + WeightFormat.SCALE_SUFFIX, backend.upload(Shape.of(q.rows()), q.scale()));
+                    weightBytes[0] += q.q().length + 4L * q.rows();
+                } else {
+                    params.put(p.name(), backend.upload(p.shape(), v));
+                    weightBytes[0] += p.shape().numel() * floatBytes;
+                }
+            });
+            err.println("latte: planning " + graph.ops().size() + " ops...");
+            MemoryPlan plan = MemoryPlanner.plan(graph, backend.activationBytes(), Set.of("out"));
+            try (PlannedArena arena = PlannedArena.bind(backend, graph, plan)) {
+                SplittableRandom rnd = new SplittableRandom(seed + 1);
+                Map<String, float[]> inputs = new HashMap<>();
+                for (var e : graph.inputs().entrySet()) {
+                    float[] v = new float[e.getValue().shape().size()];
+                    for (int i = 0; i < v.length; i++) {
+                        v[i] = e.getKey().equals("timestep") ? 500f : (float) rnd.nextGaussian();
+                    }
+                    inputs.put(e.getKey(), v);
+                }
+                Runnable writeInputs = () -> inputs.forEach((k, v) -> backend.write(arena.input(k), v));
+                Runnable step = () -> Executor.run(graph, backend, arena, params, false);
+                long launchesPerStep = -1;
+                for (int i = 0; i < warmup; i++) {
+                    writeInputs.run();
+                    long before = CudaKernel.launchCount();
+                    step.run();
+                    launchesPerStep = CudaKernel.launchCount() - before;
+                    if (ctx != null) {
+                        ctx.synchronize();
+                    }
+                    err.printf(Locale.ROOT, "latte: warm-up %d/%d%n", i + 1, warmup);
+                }
+                float[] result = backend.download(arena.view(graph.outputs().get("out").id()));
+                long bad = Executor.nonFinite(result);
+                if (bad > 0) {
+                    throw new IllegalStateException("the step produced " + bad + " non-finite values");
+                }
+                CudaGraph cudaGraph = null;
+                if (useGraph) {
+                    writeInputs.run();
+                    ctx.synchronize();
+                    ctx.beginCapture();
+                    try {
+                        step.run();
+                    } finally {
+                        cudaGraph = ctx.endCapture();
+                    }
+                }
+                double[] ms = new double[iters];
+                double[] wall = new double[iters];
+                for (int i = 0; i < iters; i++) {
+                    writeInputs.run();
+                    if (ctx == null) {
+                        long t0 = System.nanoTime();
+                        step.run();
+                        ms[i] = wall[i] = (System.nanoTime() - t0) / 1e6;
+                    } else {
+                        ctx.synchronize();
+                        try (CudaEvent s = ctx.event(); CudaEvent e = ctx.event()) {
+                            long t0 = System.nanoTime();
+                            s.record();
+                            if (cudaGraph != null) {
+                                cudaGraph.launch();
+                            } else {
+                                step.run();
+                            }
+                            e.record();
+                            ms[i] = ctx.elapsedMs(s, e);
+                            wall[i] = (System.nanoTime() - t0) / 1e6;
+                        }
+                    }
+                }
+                ObjectNode root = report(c, backend, dtype, int8Mode, graph, plan, weightBytes[0], launchesPerStep,
+                        useGraph, batch, height, width, context, warmup, ms, wall, ctx);
+                if (cudaGraph != null) {
+                    // the replayed graph must compute what the eager step computed from the same inputs
+                    float[] replayed = backend.download(arena.view(graph.outputs().get("out").id()));
+                    double diff = 0;
+                    for (int i = 0; i < result.length; i++) {
+                        diff = Math.max(diff, Math.abs(replayed[i] - result[i]));
+                    }
+                    root.put("graph_out_max_abs_diff_vs_eager", diff);
+                    if (!(diff <= 1e-3 * (1 + maxAbs(result)))) {
+                        throw new IllegalStateException("the CUDA graph's output differs from the eager step's by "
+                                + diff);
+                    }
+                }
+                var lat = root.get("latency_ms");
+                out.printf(Locale.ROOT, "unet step, %s on %s%s, batch %d, %dx%d image, context %d: median %.2f ms"
+                                + " (p10 %.2f, p90 %.2f) over %d runs; arena %.1f MiB, weights %.1f MiB, %d ops%s%n",
+                        c.name(), backend.name(), useGraph ? " (CUDA graph)" : "", batch, height, width, context,
+                        lat.get("median").asDouble(), lat.get("p10").asDouble(), lat.get("p90").asDouble(), iters,
+                        plan.arenaBytes() / 1048576.0, weightBytes[0] / 1048576.0, graph.ops().size(),
+                        launchesPerStep >= 0 && ctx != null ? ", " + launchesPerStep + " kernel launches" : "");
+                String json = a.get("json", null);
+                if (json != null) {
+                    BenchReport.write(Path.of(json), root);
+                    out.println("wrote " + json);
+                }
+                if (cudaGraph != null) {
+                    cudaGraph.close();
+                }
+            } finally {
+                params.values().forEach(backend::release);
+            }
+        }
+        return 0;
+    }
+
+    private static double maxAbs(float[] v) {
+        double m = 0;
+        for (float x : v) {
+            m = Math.max(m, Math.abs(x));
+        }
+        return m;
+    }
+
+    static ObjectNode report(Config c, Backend backend, String dtype, Int8Mode mode, Graph graph, MemoryPlan plan,
+                             long weightBytes, long launches, boolean useGraph, int batch, int height, int width,
+                             int context, int warmup, double[] ms, double[] wall, CudaContext ctx) {
+        ObjectNode root = BenchReport.JSON.createObjectNode();
+        root.put("schema", BenchReport.UNET_SCHEMA);
+        root.put("benchmark", "unet_step");
+        root.put("runtime", "latte");
+        root.setAll(Bench.provenance());
+        root.put("config", c.name());
+        root.put("weights", "random, seeded (RandomWeights: N(0, 1/fan_in), norms 1 + 0.1 N, biases 0.1 N)");
+        root.put("backend", backend.name());
+        root.put("dtype", dtype);
+        if (dtype.equals("int8")) {
+            root.put("int8_mode", mode.name().toLowerCase(Locale.ROOT));
+        }
+        root.put("cuda_graph", useGraph);
+        ObjectNode in = root.putObject("input");
+        in.put("batch", batch);
+        in.put("height", height);
+        in.put("width", width);
+        in.put("latent_height", height / 8);
+        in.put("latent_width", width / 8);
+        in.put("context_length", context);
+        root.put("warmup_runs", warmup);
+        root.put("runs", ms.length);
+        root.put("timing", ctx == null ? "host clock around each step"
+                : "CUDA events around each step (inputs written before the start event)");
+        root.set("latency_ms", BenchReport.latency(ms));
+        root.set("wall_ms", BenchReport.latency(wall));
+        ObjectNode mem = root.putObject("memory");
+        mem.put("arena_bytes", plan.arenaBytes());
+        mem.put("arena_lower_bound_bytes", plan.lowerBoundBytes());
+        mem.put("weight_bytes", weightBytes);
+        if (ctx != null) {
+            long allocated = ctx.allocatedBytes();
+            long[] info = ctx.memInfo();
+            mem.put("workspace_bytes", Math.max(0, allocated - plan.arenaBytes() - weightBytes));
+            mem.put("peak_bytes", allocated);
+            mem.put("device_used_bytes", info[1] - info[0]);
+            mem.put("device_total_bytes", info[1]);
+        } else {
+            mem.putNull("workspace_bytes");
+            mem.put("peak_bytes", plan.arenaBytes() + weightBytes);
+            mem.putNull("device_used_bytes");
+            mem.putNull("device_total_bytes");
+        }
+        root.put("ops_per_step", graph.ops().size());
+        if (ctx != null && launches >= 0) {
+            root.put("kernels_per_step", launches);
+        } else {
+            root.putNull("kernels_per_step");
+        }
+        if (useGraph) {
+            root.put("graph_launches_per_step", 1);
+        }
+        if (ctx != null) {
+            ObjectNode d = root.putObject("device");
+            d.put("name", ctx.deviceName());
+            d.put("arch", ctx.arch());
+        }
+        return root;
+    }
+
+    private static Backend open(String name, String dtype, Args a) {
+        int threads = a.getInt("threads", Runtime.getRuntime().availableProcessors());
+        if (threads < 1) {
+            throw new Args.UsageException("--threads must be at least 1");
+        }
+        switch (name) {
+            case "cpu" -> {
+                if (dtype.equals("fp16")) {
+                    throw new Args.UsageException("bench unet: the cpu backend computes fp32 (or int8); --dtype fp16"
+                            + " needs --backend cuda");
+                }
+                return new CpuBackend(threads);
+            }
+            case "cuda" -> {
+                String reason = CudaContext.unavailableReason();
+                if (reason != null) {
+                    throw new Args.UsageException("bench unet: cuda backend unavailable: " + reason);
+                }
+                try {
+                    return CudaBackend.open(0, dtype.equals("fp32") ? CudaBackend.Precision.FP32
+                            : CudaBackend.Precision.FP16);
+                } catch (CudaUnavailableException e) {
+                    throw new Args.UsageException("bench unet: cuda backend unavailable: " + e.getMessage());
+                }
+            }
+            default -> throw new Args.UsageException("unknown backend '" + name + "' (this build has: cpu, cuda)");
+        }
+    }
+
+    /** Conv and linear weights: what an int8 model stores as int8 (as {@code Quantizer} chooses them). */
+    private static Set<String> quantizable(UNet2DConditionModel unet) {
+        int side = 2 << unet.config().levels();
+        Graph g = unet.graph(1, side, side, 1);
+        Set<String> names = new HashSet<>();
+        for (Op op : g.ops()) {
+            if (op instanceof Op.Conv2d c) {
+                names.add(g.value(c.w()).name());
+            } else if (op instanceof Op.Linear l) {
+                names.add(g.value(l.w()).name());
+            }
+        }
+        return names;
+    }
+
+    /** {@code latte export-random}: the random weights of a config as a diffusers folder. */
+    static int export(Args a, PrintStream out) {
+        Config c = config(a.required("config"), "export-random");
+        if (c.json() == null) {
+            throw new Args.UsageException("export-random: no config.json text for " + c.name());
+        }
+        long seed = a.getInt("seed", 0);
+        var dtype = switch (a.get("dtype", "fp16")) {
+            case "fp16" -> dev.latte.weights.DType.F16;
+            case "fp32" -> dev.latte.weights.DType.F32;
+            default -> throw new Args.UsageException("export-random: --dtype must be fp16 or fp32");
+        };
+        Path dir = Path.of(a.required("out"));
+        RandomWeights.export(dir, c.json(), seed, dtype);
+        out.println("wrote " + dir.resolve("config.json") + " and " + dir.resolve("diffusion_pytorch_model.safetensors")
+                + " (" + c.name() + ", seed " + seed + ", " + dtype + ")");
+        return 0;
+    }
+}
