@@ -2,6 +2,7 @@ package dev.latte.cli;
 
 import dev.latte.core.Backend;
 import dev.latte.core.Compare;
+import dev.latte.core.Int8Mode;
 import dev.latte.cpu.CpuBackend;
 import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.CudaUnavailableException;
@@ -153,7 +154,7 @@ public final class Main {
         double minPsnr = a.getDouble("min-psnr", defaultMinPsnr(a));
         try (Backend backend = backend(a); UNetModel model = UNetModel.load(modelDir);
              UNetRunner runner = new UNetRunner(model, backend,
-                     dev.latte.core.Int8Mode.parse(a.get("int8-mode", "w8a16")))) {
+                     Int8Mode.parse(a.get("int8-mode", "w8a16")))) {
             err.println("latte: running " + golden.getFileName() + " on " + backend.name() + "...");
             long t0 = System.nanoTime();
             List<GoldenCase.Row> rows = GoldenCase.validate(runner, golden);

@@ -26,6 +26,7 @@ import dev.latte.plan.MemoryPlanner;
 import dev.latte.plan.PlannedArena;
 import dev.latte.quant.Int8;
 import dev.latte.unet.UNet2DConditionModel;
+import dev.latte.weights.DType;
 import dev.latte.weights.UNetConfig;
 
 import java.io.IOException;
@@ -367,8 +368,8 @@ final class UnetBench {
         }
         long seed = a.getInt("seed", 0);
         var dtype = switch (a.get("dtype", "fp16")) {
-            case "fp16" -> dev.latte.weights.DType.F16;
-            case "fp32" -> dev.latte.weights.DType.F32;
+            case "fp16" -> DType.F16;
+            case "fp32" -> DType.F32;
             default -> throw new Args.UsageException("export-random: --dtype must be fp16 or fp32");
         };
         Path dir = Path.of(a.required("out"));

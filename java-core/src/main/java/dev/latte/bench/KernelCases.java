@@ -5,6 +5,7 @@ import dev.latte.core.Shape;
 import dev.latte.graph.Fusion;
 import dev.latte.graph.Graph;
 import dev.latte.graph.Op;
+import dev.latte.graph.Value;
 import dev.latte.plan.BuiltinConfigs;
 import dev.latte.unet.UNet2DConditionModel;
 import dev.latte.weights.UNetConfig;
@@ -99,7 +100,7 @@ public final class KernelCases {
             default -> {
                 s.append("in");
                 for (int id : op.inputs()) {
-                    if (id >= 0 && g.value(id).kind() != dev.latte.graph.Value.Kind.PARAM) {
+                    if (id >= 0 && g.value(id).kind() != Value.Kind.PARAM) {
                         s.append(' ').append(shape(g, id));
                     }
                 }
