@@ -13,6 +13,7 @@ import dev.latte.plan.MemoryPlanner;
 import dev.latte.plan.PlannedArena;
 import dev.latte.weights.DType;
 import dev.latte.weights.TensorInfo;
+import dev.latte.weights.WeightsException;
 
 import java.lang.foreign.ValueLayout;
 
@@ -85,8 +86,14 @@ public final class UNetRunner implements AutoCloseable {
                             model.weights().data(t.name()).toArray(ValueLayout.JAVA_BYTE)));
                     continue;
                 }
-                params.put(t.name(), backend.upload(Shape.of(t.intShape()),
-                        v != null ? v : model.weights().toFloatArray(t.name())));
+                float[] values = v != null ? v : model.weights().toFloatArray(t.name());
+                long bad = Executor.nonFinite(values);
+                if (bad > 0) {
+                    // caught here, the tensor is named; caught after a forward, only the op that read it
+                    throw new WeightsException(model.weights().path().getFileName() + ": tensor '" + t.name()
+                            + "' holds " + bad + " NaN/Inf values" + (v != null ? " after the LoRA merge" : ""));
+                }
+                params.put(t.name(), backend.upload(Shape.of(t.intShape()), values));
             }
         } catch (RuntimeException e) {
             close();

@@ -14,6 +14,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
 import java.util.function.Predicate;
 
 import static dev.latte.tests.cli.Cli.assertBadInput;
@@ -189,6 +190,33 @@ class CliTest {
         out.addF32("sample", new long[] {2, 4, 16, 16}, sample);
         out.write(bad);
         assertBadInput(latte("validate", "--model", model(), "--golden", bad.toString()), "nan-case.safetensors", "'sample'", "NaN");
+    }
+
+    @Test
+    void nanWeightIsNamed() throws IOException {
+        Path dir = modelCopy();
+        Path w = dir.resolve(WEIGHTS);
+        SafeTensorsWriter out = copy(w, t -> !t.name().equals("up_blocks.1.resnets.0.conv2.weight"));
+        float[] v = new float[64 * 64 * 9];
+        v[100] = Float.NaN;
+        out.addF32("up_blocks.1.resnets.0.conv2.weight", new long[] {64, 64, 3, 3}, v);
+        out.write(w);
+        assertBadInput(latte("validate", "--model", dir.toString(), "--golden", case0()), WEIGHTS,
+                "'up_blocks.1.resnets.0.conv2.weight'", "NaN");
+    }
+
+    @Test
+    void overflowInsideTheUNetNamesTheOp() throws IOException {
+        // finite weights whose product overflows fp32: the first op that goes non-finite is named
+        Path dir = modelCopy();
+        Path w = dir.resolve(WEIGHTS);
+        SafeTensorsWriter out = copy(w, t -> !t.name().equals("mid_block.attentions.0.proj_in.weight"));
+        float[] v = new float[64 * 64];
+        Arrays.fill(v, 3e38f);
+        out.addF32("mid_block.attentions.0.proj_in.weight", new long[] {64, 64, 1, 1}, v);
+        out.write(w);
+        assertBadInput(latte("validate", "--model", dir.toString(), "--golden", case0()),
+                "op 'mid_block.attentions.0.proj_in.conv2d'", "non-finite");
     }
 
     @Test
