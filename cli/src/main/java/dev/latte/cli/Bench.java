@@ -1,9 +1,8 @@
 package dev.latte.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.latte.bench.BenchReport;
 import dev.latte.core.Backend;
 import dev.latte.model.UNetModel;
 import dev.latte.model.UNetRunner;
@@ -90,21 +89,11 @@ final class Bench {
 
     private static void write(Path path, UNetModel model, Backend backend, UNetRunner.Dims d, int warmup,
                               double[] ms, double median) {
-        ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
-        ObjectNode root = json.createObjectNode();
+        ObjectNode root = BenchReport.JSON.createObjectNode();
         root.put("benchmark", "unet_forward");
         root.put("model", model.dir().toString());
         root.put("backend", backend.name());
-        root.put("date", Instant.now().toString());
-        root.put("commit", git("rev-parse", "HEAD"));
-        root.put("worktree_dirty", !git("status", "--porcelain", "--untracked-files=no").isEmpty());
-        ObjectNode machine = root.putObject("machine");
-        machine.put("cpu", cpuModel());
-        machine.put("available_processors", Runtime.getRuntime().availableProcessors());
-        machine.put("os", System.getProperty("os.name") + " " + System.getProperty("os.version") + " "
-                + System.getProperty("os.arch"));
-        machine.put("jdk", System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version"));
-        machine.put("max_heap_bytes", Runtime.getRuntime().maxMemory());
+        root.setAll(provenance());
         ObjectNode shape = root.putObject("input");
         shape.put("batch", d.batch());
         shape.put("height", d.height());
@@ -116,20 +105,12 @@ final class Bench {
         for (double v : ms) {
             raw.add(v);
         }
-        try {
-            Path parent = path.toAbsolutePath().getParent();
-            if (parent != null) {
-                Files.createDirectories(parent);
-            }
-            Files.writeString(path, json.writeValueAsString(root) + "\n", StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new IllegalArgumentException(path + ": cannot write: " + e.getMessage());
-        }
+        BenchReport.write(path, root);
     }
 
     /** date, commit, dirty worktree and the machine, as every bench JSON starts. */
     static ObjectNode provenance() {
-        ObjectNode root = new ObjectMapper().createObjectNode();
+        ObjectNode root = BenchReport.JSON.createObjectNode();
         root.put("date", Instant.now().toString());
         root.put("commit", git("rev-parse", "HEAD"));
         root.put("worktree_dirty", !git("status", "--porcelain", "--untracked-files=no").isEmpty());

@@ -15,6 +15,7 @@ import dev.latte.model.UNetRunner;
 import dev.latte.weights.WeightsException;
 
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -103,7 +104,7 @@ public final class Main {
                 default -> throw new Args.UsageException("unknown command '" + args[0] + "'\n" + USAGE);
             };
         } catch (Args.UsageException | WeightsException | GraphException | NonFiniteException
-                 | IllegalArgumentException e) {
+                 | IllegalArgumentException | UncheckedIOException e) {
             err.println("latte: " + e.getMessage());
             return 2;
         } catch (OutOfMemoryError e) {

@@ -1,5 +1,6 @@
 package dev.latte.cli;
 
+import dev.latte.bench.BenchReport;
 import dev.latte.graph.Fusion;
 import dev.latte.graph.Graph;
 import dev.latte.plan.BuiltinConfigs;
@@ -8,9 +9,7 @@ import dev.latte.plan.MemoryPlanner;
 import dev.latte.unet.UNet2DConditionModel;
 import dev.latte.weights.UNetConfig;
 
-import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
@@ -92,15 +91,7 @@ final class Plan {
         }
         String json = a.get("json", null);
         if (json != null) {
-            try {
-                Path p = Path.of(json);
-                if (p.getParent() != null) {
-                    Files.createDirectories(p.getParent());
-                }
-                Files.writeString(p, best.toJson());
-            } catch (IOException e) {
-                throw new UncheckedIOException("plan: cannot write " + json + ": " + e.getMessage(), e);
-            }
+            BenchReport.write(Path.of(json), best.toJson());
             out.println("wrote " + json);
         }
         return 0;

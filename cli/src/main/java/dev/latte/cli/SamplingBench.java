@@ -1,9 +1,8 @@
 package dev.latte.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.latte.bench.BenchReport;
 import dev.latte.core.Backend;
 import dev.latte.model.UNetModel;
 import dev.latte.model.UNetRunner;
@@ -18,10 +17,8 @@ import dev.latte.sampling.SchedulerConfig;
 
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Instant;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
@@ -61,19 +58,13 @@ final class SamplingBench {
             int side = model.config().sampleSize() == null ? 64 : model.config().sampleSize();
             int n = ctx.batch() * model.config().inChannels() * side * side;
             long seed = a.getInt("seed", 42);
-            ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
-            ObjectNode root = json.createObjectNode();
+            ObjectNode root = BenchReport.JSON.createObjectNode();
             root.put("benchmark", "sampling");
             root.put("model", model.dir().toString());
             root.put("backend", backend.name());
-            root.put("date", Instant.now().toString());
-            root.put("commit", Bench.git("rev-parse", "HEAD"));
-            root.put("worktree_dirty", !Bench.git("status", "--porcelain", "--untracked-files=no").isEmpty());
-            ObjectNode machine = root.putObject("machine");
-            machine.put("cpu", Bench.cpuModel());
-            machine.put("available_processors", Runtime.getRuntime().availableProcessors());
-            machine.put("jdk", System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version"));
-            machine.put("loadavg_at_start", loadAverage()); // other work on the machine skews wall times
+            root.setAll(Bench.provenance());
+            // other work on the machine skews wall times
+            ((ObjectNode) root.get("machine")).put("loadavg_at_start", loadAverage());
             ObjectNode input = root.putObject("input");
             input.put("batch", ctx.batch());
             input.put("latent_height", side);
@@ -121,12 +112,7 @@ final class SamplingBench {
             root.put("loadavg_at_end", loadAverage());
             String file = a.get("json", null);
             if (file != null) {
-                Sample.createParent(Path.of(file));
-                try {
-                    Files.writeString(Path.of(file), json.writeValueAsString(root) + "\n", StandardCharsets.UTF_8);
-                } catch (IOException e) {
-                    throw new IllegalArgumentException(file + ": cannot write: " + e.getMessage());
-                }
+                BenchReport.write(Path.of(file), root);
                 out.println("wrote " + file);
             }
             return 0;

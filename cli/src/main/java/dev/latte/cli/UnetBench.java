@@ -76,7 +76,7 @@ final class UnetBench {
         try {
             return new Config(name, file.toString(), UNetConfig.load(file), Files.readString(file));
         } catch (IOException e) {
-            throw new UncheckedIOException(e);
+            throw new UncheckedIOException(file + ": cannot read: " + e.getMessage(), e);
         }
     }
 

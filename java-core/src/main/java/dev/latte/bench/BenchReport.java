@@ -1,5 +1,6 @@
 package dev.latte.bench;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -189,11 +190,20 @@ public final class BenchReport {
 
     public static void write(Path path, ObjectNode root) {
         try {
+            write(path, JSON.writeValueAsString(root));
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Writes a JSON text (and a final newline), making the parent folders; the one writer of bench files. */
+    public static void write(Path path, String json) {
+        try {
             Path parent = path.toAbsolutePath().getParent();
             if (parent != null) {
                 Files.createDirectories(parent);
             }
-            Files.writeString(path, JSON.writeValueAsString(root) + "\n", StandardCharsets.UTF_8);
+            Files.writeString(path, json.endsWith("\n") ? json : json + "\n", StandardCharsets.UTF_8);
         } catch (IOException e) {
             throw new UncheckedIOException(path + ": cannot write: " + e.getMessage(), e);
         }

@@ -10,6 +10,7 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
+import static dev.latte.tests.cli.Cli.assertBadInput;
 import static dev.latte.tests.cli.Cli.latte;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -74,5 +75,14 @@ class PlanCliTest {
         Result bad = latte("plan", "--config", "sd15", "--keep", "some");
         assertEquals(2, bad.code());
         assertTrue(bad.err().startsWith("latte: plan:"), bad.err());
+    }
+
+    @Test
+    void unwritableJsonIsOneLine() throws Exception {
+        Path file = Files.writeString(tmp.resolve("a-file"), "x");
+        Path json = file.resolve("plan.json"); // its parent is a file: cannot be created
+        Result r = latte("plan", "--config", "sd15", "--height", "64", "--width", "64", "--batch", "1",
+                "--json", json.toString());
+        assertBadInput(r, json.toString(), "cannot write");
     }
 }
