@@ -35,7 +35,9 @@ __device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * erfcf(-x * 
 // Two halves packed into one 32-bit register, lower index in the low half (mma fragment order).
 __device__ __forceinline__ unsigned pack2(f16 lo, f16 hi) { return (unsigned)lo | ((unsigned)hi << 16); }
 
-// D = A·B + D for one m16n8k16 tile, fp16 inputs, fp32 accumulate (sm_80+).
+#if __CUDA_ARCH__ >= 800
+// D = A·B + D for one m16n8k16 tile, fp16 inputs, fp32 accumulate (sm_80+; absent below, so a
+// tensor-core kernel built for an older device is a compile error, not an illegal instruction).
 // Fragment layout (PTX ISA, "mma.m16n8k16"), g = lane/4, t = lane%4:
 //   a0 (row g,   k 2t..2t+1)  a1 (row g+8, k 2t..2t+1)  a2 (row g, k 2t+8..)  a3 (row g+8, k 2t+8..)
 //   b0 (k 2t..2t+1, col g)    b1 (k 2t+8..2t+9, col g)
@@ -46,6 +48,7 @@ __device__ __forceinline__ void mma_f16_16816(float d[4], const unsigned a[4], c
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+#endif
 
 // ------------------------------------------------------------------ the GEMM engine
 // C[m][n] = Σ_k A(m,k)·B(n,k) for one 64×64 block tile, 128 threads. Conv (implicit GEMM) and
@@ -64,9 +67,10 @@ __device__ __forceinline__ void mma_f16_16816(float d[4], const unsigned a[4], c
 #define GEMM_BK 32
 #define GEMM_THREADS 128
 
-// fp16 storage: tensor cores. 4 warps in a 2×2 grid, each warp owns a 32×32 sub-tile =
+// fp16 storage on sm_80+: tensor cores (below sm_80: the fp32 engine, after it). 4 warps in a 2×2 grid, each warp owns a 32×32 sub-tile =
 // 2 (m16) × 4 (n8) mma tiles, 32 fp32 accumulators per thread. The shared rows are padded to
 // 40 halves (80 bytes) so the 8 rows × 4 words a fragment load touches fall in 32 distinct banks.
+#if __CUDA_ARCH__ >= 800
 template <class Problem>
 __device__ __forceinline__ void gemm_tile_f16(const Problem& pr, int M, int N, int K) {
     __shared__ __align__(16) f16 As[GEMM_BM][GEMM_BK + 8];
@@ -132,6 +136,7 @@ __device__ __forceinline__ void gemm_tile_f16(const Problem& pr, int M, int N, i
                 if (m < M && n < N) pr.store(m, n, acc[i][j][e]);
             }
 }
+#endif
 
 // fp32 storage: plain FMA (no TF32: the fp32 path is the 100 dB path). Thread t computes rows
 // (t/16)·8 + i (i < 8) and columns t%16 + 16·j (j < 4) of the tile; rows of a warp are broadcast
@@ -183,3 +188,12 @@ __device__ __forceinline__ void gemm_tile_f32(const Problem& pr, int M, int N, i
             if (m < M && n < N) pr.store(m, n, acc[i][j]);
         }
 }
+
+#if __CUDA_ARCH__ < 800
+// fp16 storage before sm_80 (no m16n8k16): the fp32 engine, which loads through the same Problem,
+// so fp16 runs everywhere fp32 does, on CUDA cores.
+template <class Problem>
+__device__ __forceinline__ void gemm_tile_f16(const Problem& pr, int M, int N, int K) {
+    gemm_tile_f32(pr, M, N, K);
+}
+#endif

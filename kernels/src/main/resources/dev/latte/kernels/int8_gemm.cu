@@ -17,6 +17,7 @@
 #define I8_BK 64
 #define I8_PITCH (I8_BK + 16)
 
+#if __CUDA_ARCH__ >= 800
 // m16n8k32 s8 fragments (PTX ISA), g = lane/4, t = lane%4, four s8 per register (lowest k low):
 //   a0 (row g, k 4t..4t+3) a1 (row g+8, same k) a2 (row g, k 4t+16..) a3 (row g+8, k 4t+16..)
 //   b0 (k 4t..4t+3, col g) b1 (k 4t+16..4t+19, col g); d as for m16n8k16.
@@ -26,6 +27,8 @@ __device__ __forceinline__ void mma_s8_16832(int d[4], const unsigned a[4], cons
                  : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+
+#endif
 
 template <bool B_KN>
 __device__ __forceinline__ signed char b_at(const signed char* b, int n, int k, int N, int K) {
@@ -47,6 +50,7 @@ struct StoreScaled {
     }
 };
 
+#if __CUDA_ARCH__ >= 800
 // grid (ceil(M/64), ceil(N/64)), block 128
 template <bool B_KN, class Store>
 __device__ void int8_gemm_mma(const signed char* a, const signed char* b, int M, int N, int K, const Store& store) {
@@ -111,6 +115,8 @@ __device__ void int8_gemm_mma(const signed char* a, const signed char* b, int M,
             }
 }
 
+#endif
+
 // grid (ceil(N/16), ceil(M/16)), block (16, 16): thread (x, y) computes C[m0 + y][n0 + x]
 template <bool B_KN, class Store>
 __device__ void int8_gemm_dp4a(const signed char* a, const signed char* b, int M, int N, int K, const Store& store) {
@@ -143,11 +149,13 @@ __device__ void int8_gemm_dp4a(const signed char* a, const signed char* b, int M
         int8_gemm_##ALGO<false>(a, b, M, N, K, StoreScaled<T>{c, sa, sb, bias});                             \
     }
 
+#if __CUDA_ARCH__ >= 800  // s8 mma: sm_80+; dp4a (sm_61+) is the path before that
 I8_S32_ENTRY(mma, kn, true)
 I8_S32_ENTRY(mma, nk, false)
-I8_S32_ENTRY(dp4a, kn, true)
-I8_S32_ENTRY(dp4a, nk, false)
 I8_SCALED_ENTRY(mma, f32, float)
 I8_SCALED_ENTRY(mma, f16, f16)
+#endif
+I8_S32_ENTRY(dp4a, kn, true)
+I8_S32_ENTRY(dp4a, nk, false)
 I8_SCALED_ENTRY(dp4a, f32, float)
 I8_SCALED_ENTRY(dp4a, f16, f16)

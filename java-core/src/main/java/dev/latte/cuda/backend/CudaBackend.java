@@ -10,6 +10,7 @@ import dev.latte.cpu.SleefExp;
 import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.CudaKernel;
 import dev.latte.cuda.KernelArgs;
+import dev.latte.cuda.KernelCache;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -33,6 +34,9 @@ import java.util.Set;
  * {@link #conv2dFused} (GroupNorm statistics in a read-only pass, normalise+SiLU on the conv's
  * load, bias and residual in its epilogue; mma.sync m16n8k16 for fp16), {@link #linear}
  * (mma.sync for fp16), {@link #attention} (flash-style, online softmax).
+ *
+ * <p>Where a kernel family has several versions side by side (the kernel lab), {@link Tactics}
+ * picks one per call: the default table, or a version forced by name.
  */
 public final class CudaBackend implements Backend {
     public enum Precision { FP32, FP16 }
@@ -49,6 +53,8 @@ public final class CudaBackend implements Backend {
     private final Precision precision;
     private final CudaTensor.DType dtype;
     private final KernelLibrary lib;
+    private final Tactics tactics;
+    private final AttentionV2 attentionV2;
     private final Set<CudaTensor> live = Collections.newSetFromMap(new IdentityHashMap<>());
     private final Map<String, Long> frequencyTables = new HashMap<>();
     /** Per kernel, the dynamic shared memory it was allowed beyond the default (the generic attention varies with d). */
@@ -59,22 +65,42 @@ public final class CudaBackend implements Backend {
 
     /** A backend on an open context the caller keeps owning. */
     public CudaBackend(CudaContext ctx, Precision precision) {
-        this(ctx, precision, false);
+        this(ctx, precision, Tactics.defaults());
     }
 
-    private CudaBackend(CudaContext ctx, Precision precision, boolean ownsContext) {
+    /** A backend running the kernel versions {@code tactics} picks. */
+    public CudaBackend(CudaContext ctx, Precision precision, Tactics tactics) {
+        this(ctx, precision, tactics, ctx.computeCapability(), false);
+    }
+
+    /**
+     * A backend whose kernels are built for compute capability {@code cc} (at most the device's): on a
+     * newer or emulated device it runs what an sm_{@code cc} GPU would run, e.g. sm_75's CUDA-core paths.
+     */
+    public CudaBackend(CudaContext ctx, Precision precision, Tactics tactics, int cc) {
+        this(ctx, precision, tactics, cc, false);
+    }
+
+    private CudaBackend(CudaContext ctx, Precision precision, Tactics tactics, int cc, boolean ownsContext) {
         this.ctx = ctx;
         this.precision = precision;
+        this.tactics = tactics;
         this.ownsContext = ownsContext;
         this.dtype = precision == Precision.FP16 ? CudaTensor.DType.F16 : CudaTensor.DType.F32;
-        this.lib = new KernelLibrary(ctx);
+        this.lib = new KernelLibrary(ctx, KernelCache.defaultCache(), cc);
+        this.attentionV2 = new AttentionV2(lib);
     }
 
     /** Opens device {@code ordinal} and a backend that closes the context with itself. */
     public static CudaBackend open(int ordinal, Precision precision) {
+        return open(ordinal, precision, Tactics.defaults());
+    }
+
+    /** As {@link #open(int, Precision)}, running the kernel versions {@code tactics} picks. */
+    public static CudaBackend open(int ordinal, Precision precision, Tactics tactics) {
         CudaContext ctx = CudaContext.open(ordinal);
         try {
-            return new CudaBackend(ctx, precision, true);
+            return new CudaBackend(ctx, precision, tactics, ctx.computeCapability(), true);
         } catch (RuntimeException e) {
             try {
                 ctx.close();
@@ -100,6 +126,10 @@ public final class CudaBackend implements Backend {
 
     public KernelLibrary library() {
         return lib;
+    }
+
+    public Tactics tactics() {
+        return tactics;
     }
 
     // ---------------------------------------------------------------- memory
@@ -403,22 +433,41 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Flash-style attention, one launch: a block per 32 queries of one (batch, head), K/V streamed
-     * through shared memory 32 keys at a time; head dims 40, 64, 80, 160 have their own kernels,
-     * any other d ≤ 256 takes the generic one.
+     * Attention, one launch of the version {@link Tactics} picks: v2 (FlashAttention-2 on tensor
+     * cores, {@link AttentionV2}) for fp16 on sm_80+ where the head dim allows, else v1
+     * (flash-style on CUDA cores: a block per 32 queries of one (batch, head), K/V streamed through
+     * shared memory 32 keys at a time; head dims 40, 64, 80, 160 have their own kernels, any other
+     * d ≤ 256 takes the generic one).
      */
     @Override
     public void attention(Tensor qt, Tensor kt, Tensor vt, int heads, float scale, Tensor outt) {
+        attention(qt, kt, vt, heads, scale, false, outt);
+    }
+
+    /** As {@link #attention(Tensor, Tensor, Tensor, int, float, Tensor)}; {@code causal}: key j only for query i ≥ j (v2 only). */
+    public void attention(Tensor qt, Tensor kt, Tensor vt, int heads, float scale, boolean causal, Tensor outt) {
         Shape qs = qt.shape(), ks = kt.shape();
-        String what = OpChecks.attention(qt, kt, vt, heads, outt);
+        String what = OpChecks.attention(qt, kt, vt, heads, outt) + (causal ? ", causal" : "");
         int b = qs.dim(0), sq = qs.dim(1), sk = ks.dim(1), d = qs.dim(2) / heads;
-        check(d <= ATT_MAX_D, what + " (head dim " + d + " > " + ATT_MAX_D + ")");
         check(heads <= 65535 && b <= 65535, what + " (grid)");
         CudaTensor q = cuda(what, qt), k = cuda(what, kt), v = cuda(what, vt), out = cuda(what, outt);
         check(out != k && out != v, what + " (out aliases k or v)");
         if ((long) b * sq == 0 || d == 0) {
             return;
         }
+        Tactics.Version version;
+        try {
+            version = tactics.attention(precision, lib.computeCapability(), d,
+                    AttentionV2.aligned(q.ptr(), k.ptr(), v.ptr(), out.ptr()), causal);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(what + ": " + e.getMessage(), e);
+        }
+        if (version == Tactics.ATTENTION_V2) {
+            check(sk > 0, what + " (no keys)");
+            attentionV2.launch(q.ptr(), k.ptr(), v.ptr(), out.ptr(), b, sq, sk, heads, d, scale, causal);
+            return;
+        }
+        check(d <= ATT_MAX_D, what + " (head dim " + d + " > " + ATT_MAX_D + ")");
         String name = switch (d) {
             case 40, 64, 80, 160 -> "attention_d" + d;
             default -> "attention";

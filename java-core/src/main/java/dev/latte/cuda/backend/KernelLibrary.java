@@ -15,22 +15,34 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Every kernel file of {@code latte-kernels}, compiled once for the context's architecture (through
- * the on-disk {@link KernelCache}: a warm start compiles nothing) and loaded as one module per
- * file; hands out {@link CudaKernel} handles by file and name.
+ * Every kernel file of {@code latte-kernels} that the target architecture can run, compiled once for
+ * it (through the on-disk {@link KernelCache}: a warm start compiles nothing) and loaded as one
+ * module per file; hands out {@link CudaKernel} handles by file and name. The per-architecture list
+ * ({@link #KERNEL_FILES}) keeps tensor-core-only files off pre-Ampere devices, where they would not
+ * compile, so sm_75 still gets the fp32 kernels, fp16 on CUDA cores and the dp4a int8 path; inside
+ * shared files, {@code __CUDA_ARCH__ >= 800} guards do the same per kernel.
  */
 public final class KernelLibrary implements AutoCloseable {
     /** Where the sources live on the classpath. */
     public static final String RESOURCE_DIR = "/dev/latte/kernels/";
-    /** The kernel files, one per op family: the one list of them. */
-    public static final List<String> FILES = List.of(
-            "conv.cu", "gemm.cu", "norm.cu", "attention.cu", "elementwise.cu", "int8_gemm.cu");
+    /** A kernel file and the lowest compute capability (10·major + minor) it is built for. */
+    public record KernelFile(String name, int minCc) {
+    }
+
+    /** The kernel files, one per op family and version: the one list of them. */
+    public static final List<KernelFile> KERNEL_FILES = List.of(
+            new KernelFile("conv.cu", 0), new KernelFile("gemm.cu", 0), new KernelFile("norm.cu", 0),
+            new KernelFile("attention.cu", 0), new KernelFile("elementwise.cu", 0), new KernelFile("int8_gemm.cu", 0),
+            new KernelFile("attention_v2.cu", 80));
+    /** The names of {@link #KERNEL_FILES}. */
+    public static final List<String> FILES = KERNEL_FILES.stream().map(KernelFile::name).toList();
     /** Headers the files include, handed to NVRTC in memory. */
-    public static final List<String> HEADERS = List.of("common.cuh");
+    public static final List<String> HEADERS = List.of("common.cuh", "pipeline.cuh");
     /** NVRTC options beyond the defaults: none; in particular no fast math (fp32 is a 100 dB path). */
     static final List<String> OPTIONS = List.of();
 
     private final CudaContext ctx;
+    private final int cc;
     private final Map<String, CudaModule> modules = new LinkedHashMap<>();
     private final Map<String, CudaKernel> kernels = new HashMap<>();
 
@@ -39,15 +51,28 @@ public final class KernelLibrary implements AutoCloseable {
     }
 
     public KernelLibrary(CudaContext ctx, KernelCache cache) {
+        this(ctx, cache, ctx.computeCapability());
+    }
+
+    /**
+     * The files for compute capability {@code cc} (at most the device's), compiled for it: on a
+     * newer device, or the emulated one, this runs exactly what an sm_{@code cc} GPU would.
+     */
+    public KernelLibrary(CudaContext ctx, KernelCache cache, int cc) {
+        if (cc > ctx.computeCapability() || cc < 50) {
+            throw new IllegalArgumentException("kernels for sm_" + cc + " on " + ctx.deviceName() + " (sm_"
+                    + ctx.computeCapability() + ")");
+        }
         this.ctx = ctx;
+        this.cc = cc;
         Map<String, String> headers = new LinkedHashMap<>();
         for (String h : HEADERS) {
             headers.put(h, source(h));
         }
         try {
-            for (String f : FILES) {
-                byte[] image = cache.cubin(f, source(f), ctx.arch(), OPTIONS, headers);
-                modules.put(f, ctx.loadModule(image));
+            for (KernelFile f : filesFor(cc)) {
+                byte[] image = cache.cubin(f.name(), source(f.name()), "sm_" + cc, OPTIONS, headers);
+                modules.put(f.name(), ctx.loadModule(image));
             }
         } catch (RuntimeException e) {
             close();
@@ -68,8 +93,18 @@ public final class KernelLibrary implements AutoCloseable {
         }
     }
 
+    /** The files a device of compute capability {@code cc} compiles. */
+    public static List<KernelFile> filesFor(int cc) {
+        return KERNEL_FILES.stream().filter(f -> f.minCc() <= cc).toList();
+    }
+
     public CudaContext context() {
         return ctx;
+    }
+
+    /** The compute capability the kernels were compiled for (the device's unless asked otherwise). */
+    public int computeCapability() {
+        return cc;
     }
 
     /** The kernel {@code name} of {@code file}, looked up once. */
@@ -77,7 +112,10 @@ public final class KernelLibrary implements AutoCloseable {
         return kernels.computeIfAbsent(file + ":" + name, k -> {
             CudaModule m = modules.get(file);
             if (m == null) {
-                throw new IllegalArgumentException("no kernel file " + file + " (have " + modules.keySet() + ")");
+                KernelFile known = KERNEL_FILES.stream().filter(f -> f.name().equals(file)).findFirst().orElse(null);
+                throw new IllegalArgumentException(known != null
+                        ? "kernel file " + file + " needs sm_" + known.minCc() + "+, kernels are built for sm_" + cc
+                        : "no kernel file " + file + " (have " + modules.keySet() + ")");
             }
             return m.kernel(name);
         });

@@ -1,0 +1,204 @@
+package dev.latte.cuda.backend;
+
+import dev.latte.cuda.backend.CudaBackend.Precision;
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.stream.Collectors;
+
+/**
+ * The kernel lab's catalogue and the backend's choice among it (llm.c's {@code dev/cuda}: each kernel
+ * family keeps its versions side by side, v1 being the first one written). A {@code Tactics} either
+ * forces a version per family, by name ({@link #parse}, {@code "attention=v1"}), or leaves the
+ * family to the default tactic table, which picks per shape, storage type and architecture:
+ *
+ * <table>
+ *   <caption>Default tactics (no GPU has measured them yet: chosen from instruction counts, see the README)</caption>
+ *   <tr><th>family</th><th>picks</th><th>else</th></tr>
+ *   <tr><td>attention</td><td>v2 (tensor cores) for fp16 on sm_80+, head dim a multiple of 8 up to 160,
+ *       16-byte aligned tensors</td><td>v1</td></tr>
+ *   <tr><td>linear, conv</td><td>v1</td><td>-</td></tr>
+ * </table>
+ *
+ * A forced version that cannot run a case (storage type, architecture, shape) is an error naming the
+ * version and the reason, never a silent fallback: a benchmark of v2 must time v2.
+ */
+public final class Tactics {
+    /** A kernel family: the ops that share one set of versions. */
+    public enum Family {
+        ATTENTION, LINEAR, CONV;
+
+        public String id() {
+            return name().toLowerCase(Locale.ROOT);
+        }
+
+        static Family of(String id) {
+            for (Family f : values()) {
+                if (f.id().equals(id)) {
+                    return f;
+                }
+            }
+            return null;
+        }
+    }
+
+    /**
+     * One version of a family.
+     *
+     * @param minCc lowest compute capability its kernels are built for (10·major + minor)
+     * @param fp32  whether it has fp32-storage kernels
+     * @param fp16  whether it has fp16-storage kernels
+     */
+    public record Version(Family family, String name, String file, int minCc, boolean fp32, boolean fp16,
+                          String description) {
+        public String id() {
+            return family.id() + "=" + name;
+        }
+
+        /** Why it cannot run at this precision and architecture, or null if it can. */
+        public String unsupported(Precision p, int cc) {
+            if (cc < minCc) {
+                return id() + " needs sm_" + minCc + "+, kernels are built for sm_" + cc;
+            }
+            if (p == Precision.FP32 ? !fp32 : !fp16) {
+                return id() + " has no " + (p == Precision.FP32 ? "fp32" : "fp16") + " kernels";
+            }
+            return null;
+        }
+    }
+
+    public static final Version ATTENTION_V1 = new Version(Family.ATTENTION, "v1", "attention.cu", 0, true, true,
+            "flash-style online softmax on fp32 CUDA cores, 32 queries x 32 keys per block");
+    public static final Version ATTENTION_V2 = new Version(Family.ATTENTION, "v2", "attention_v2.cu", 80, false, true,
+            "FlashAttention-2 on tensor cores: mma.m16n8k16, softmax on the accumulator fragments,"
+                    + " cp.async double-buffered K/V, 64 queries per block, causal mask");
+    public static final Version LINEAR_V1 = new Version(Family.LINEAR, "v1", "gemm.cu", 0, true, true,
+            "64x64x32 tiles, one shared buffer; mma.m16n8k16 for fp16 on sm_80+, FMA otherwise");
+    public static final Version CONV_V1 = new Version(Family.CONV, "v1", "conv.cu", 0, true, true,
+            "implicit GEMM on the v1 engine, GroupNorm+SiLU on load, bias and residual in the epilogue");
+
+    /** Every version of every family, in the order the lab lists them. */
+    public static final List<Version> VERSIONS = List.of(ATTENTION_V1, ATTENTION_V2, LINEAR_V1, CONV_V1);
+
+    private static final Tactics DEFAULTS = new Tactics(new EnumMap<>(Family.class));
+
+    private final Map<Family, Version> forced;
+
+    private Tactics(Map<Family, Version> forced) {
+        this.forced = forced;
+    }
+
+    /** The default tactic table for every family. */
+    public static Tactics defaults() {
+        return DEFAULTS;
+    }
+
+    /**
+     * {@code "attention=v2,linear=v1"}: each named family forced to that version, the rest on the
+     * defaults; {@code ""} or {@code "default"} is {@link #defaults()}. Unknown names are an
+     * {@link IllegalArgumentException} listing what exists.
+     */
+    public static Tactics parse(String spec) {
+        Map<Family, Version> forced = new EnumMap<>(Family.class);
+        String s = spec == null ? "" : spec.strip();
+        if (s.isEmpty() || s.equals("default")) {
+            return DEFAULTS;
+        }
+        for (String item : s.split(",")) {
+            String[] kv = item.strip().split("=", -1);
+            Family f = kv.length == 2 ? Family.of(kv[0].strip()) : null;
+            if (f == null) {
+                throw new IllegalArgumentException("kernel version '" + item.strip() + "' is not FAMILY=VERSION with FAMILY one of "
+                        + List.of(Family.values()).stream().map(Family::id).collect(Collectors.joining(", ")));
+            }
+            Version v = version(f, kv[1].strip());
+            if (forced.put(f, v) != null) {
+                throw new IllegalArgumentException("kernel family " + f.id() + " named twice in '" + spec + "'");
+            }
+        }
+        return new Tactics(forced);
+    }
+
+    /** The version {@code name} of family {@code f}; an error listing the family's versions if none. */
+    public static Version version(Family f, String name) {
+        List<String> names = new ArrayList<>();
+        for (Version v : VERSIONS) {
+            if (v.family() == f) {
+                if (v.name().equals(name)) {
+                    return v;
+                }
+                names.add(v.name());
+            }
+        }
+        throw new IllegalArgumentException("no kernel version " + f.id() + "=" + name + " (" + f.id() + " has "
+                + String.join(", ", names) + ")");
+    }
+
+    /** The versions of one family. */
+    public static List<Version> versions(Family f) {
+        return VERSIONS.stream().filter(v -> v.family() == f).toList();
+    }
+
+    /** The version forced for {@code f}, or null when the default table decides. */
+    public Version forced(Family f) {
+        return forced.get(f);
+    }
+
+    /** This with {@code v} forced for its family. */
+    public Tactics with(Version v) {
+        Map<Family, Version> m = new EnumMap<>(Family.class);
+        m.putAll(forced);
+        m.put(v.family(), v);
+        return new Tactics(m);
+    }
+
+    /**
+     * The attention version for one call: the forced one (an {@link IllegalArgumentException} naming
+     * why, if it cannot run this case), else v2 where it applies, else v1.
+     */
+    Version attention(Precision p, int cc, int headDim, boolean aligned, boolean causal) {
+        Version f = forced.get(Family.ATTENTION);
+        Version v2 = ATTENTION_V2;
+        String v2Reason = v2.unsupported(p, cc);
+        if (v2Reason == null) {
+            v2Reason = AttentionV2.unsupported(headDim, aligned);
+        }
+        if (f == null) {
+            if (v2Reason == null) {
+                return v2;
+            }
+            if (causal) {
+                throw new IllegalArgumentException("causal attention runs on attention=v2 only: " + v2Reason);
+            }
+            return ATTENTION_V1;
+        }
+        String reason = f == v2 ? v2Reason : f.unsupported(p, cc);
+        if (reason == null && causal && f != v2) {
+            reason = f.id() + " has no causal mask";
+        }
+        if (reason != null) {
+            throw new IllegalArgumentException("attention head dim " + headDim + ": " + reason);
+        }
+        return f;
+    }
+
+    /** The version for a family with a single choice per call today (linear, conv): forced or v1. */
+    Version plain(Family family, Precision p, int cc) {
+        Version v = forced.getOrDefault(family, versions(family).getFirst());
+        String reason = v.unsupported(p, cc);
+        if (reason != null) {
+            throw new IllegalArgumentException(reason);
+        }
+        return v;
+    }
+
+    @Override
+    public String toString() {
+        if (forced.isEmpty()) {
+            return "default";
+        }
+        return forced.values().stream().map(Version::id).collect(Collectors.joining(","));
+    }
+}

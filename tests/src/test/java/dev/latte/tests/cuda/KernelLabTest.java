@@ -1,0 +1,217 @@
+package dev.latte.tests.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.latte.core.Compare;
+import dev.latte.core.Shape;
+import dev.latte.core.Tensor;
+import dev.latte.cpu.CpuBackend;
+import dev.latte.cuda.CudaContext;
+import dev.latte.cuda.backend.CudaBackend;
+import dev.latte.cuda.backend.CudaBackend.Precision;
+import dev.latte.cuda.backend.CudaTensor;
+import dev.latte.cuda.backend.Tactics;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestFactory;
+
+/**
+ * The kernel lab's attention versions side by side, each forced by name, on small shapes that reach
+ * every code path (the emulated device is slow): SD1.5's head dims 40/80/160 and 64, 77-token cross
+ * attention, key and query counts that leave partial tiles, several key tiles (the cp.async double
+ * buffer), the causal mask, and head dims that are padded. Each result is held to the CPU reference
+ * (a double-precision host loop for the causal mask, which the Backend interface lacks) by PSNR
+ * and by a bound on every element, with sentinel bytes around the output.
+ */
+class KernelLabTest {
+    static CudaContext ctx;
+    static CpuBackend cpu;
+
+    @BeforeAll
+    static void open() {
+        String reason = CudaContext.unavailableReason();
+        assumeTrue(reason == null, reason);
+        ctx = CudaContext.open(0);
+        cpu = new CpuBackend();
+    }
+
+    @AfterAll
+    static void close() {
+        if (cpu != null) {
+            cpu.close();
+        }
+        if (ctx != null) {
+            ctx.close();
+        }
+    }
+
+    record Att(int batch, int heads, int d, int sq, int sk, boolean causal) {
+        @Override
+        public String toString() {
+            return String.format(Locale.ROOT, "b%d h%d d%d sq%d sk%d%s", batch, heads, d, sq, sk, causal ? " causal" : "");
+        }
+    }
+
+    static final List<Att> CASES = List.of(
+            new Att(2, 2, 40, 100, 77, false),   // SD 64² cross attention's head dim, 77 keys: a partial tile
+            new Att(1, 2, 40, 130, 130, false),  // self: three query blocks, three key tiles
+            new Att(1, 3, 64, 64, 200, false),   // four key tiles through the double buffer
+            new Att(1, 2, 80, 70, 77, false),
+            new Att(2, 1, 160, 65, 77, false),   // 32-key stages: three tiles
+            new Att(1, 2, 24, 33, 9, false),     // padded to 32, fewer keys than a tile
+            new Att(1, 1, 128, 17, 40, false),
+            new Att(1, 2, 64, 77, 77, true),     // the text encoder's causal self-attention
+            new Att(1, 1, 40, 150, 150, true));  // causal across query blocks and key tiles
+
+    @TestFactory
+    Stream<DynamicTest> attentionVersionsAgainstTheReference() {
+        List<DynamicTest> tests = new ArrayList<>();
+        for (Tactics.Version v : Tactics.versions(Tactics.Family.ATTENTION)) {
+            for (Precision p : Precision.values()) {
+                for (Att a : CASES) {
+                    if (v.unsupported(p, ctx.computeCapability()) != null || (a.causal() && v != Tactics.ATTENTION_V2)) {
+                        continue;
+                    }
+                    tests.add(DynamicTest.dynamicTest(v.id() + " " + p + " " + a, () -> check(v, p, a)));
+                }
+            }
+        }
+        return tests.stream();
+    }
+
+    private static void check(Tactics.Version v, Precision p, Att a) {
+        boolean fp16 = p == Precision.FP16;
+        int c = a.heads() * a.d();
+        Random rnd = new Random(a.toString().hashCode());
+        float[] q = draw(rnd, a.batch() * a.sq() * c, fp16), k = draw(rnd, a.batch() * a.sk() * c, fp16),
+                vv = draw(rnd, a.batch() * a.sk() * c, fp16);
+        float scale = (float) (1 / Math.sqrt(a.d()));
+        Shape qs = Shape.of(a.batch(), a.sq(), c), ks = Shape.of(a.batch(), a.sk(), c);
+        float[] ref = a.causal() ? causalReference(q, k, vv, a, scale) : cpuAttention(q, k, vv, qs, ks, a.heads(), scale);
+        float[] got;
+        try (CudaBackend gpu = new CudaBackend(ctx, p, Tactics.parse(v.id()))) {
+            Tensor tq = gpu.upload(qs, q), tk = gpu.upload(ks, k), tv = gpu.upload(ks, vv);
+            long bytes = qs.numel() * gpu.activationBytes();
+            CudaTensor arena = (CudaTensor) gpu.arena(bytes + 2L * CudaOpsTest.GUARD);
+            ctx.memsetD8(arena.ptr(), CudaOpsTest.SENTINEL, arena.bytes());
+            Tensor out = gpu.view(arena, CudaOpsTest.GUARD, qs);
+            gpu.attention(tq, tk, tv, a.heads(), scale, a.causal(), out);
+            got = gpu.download(out);
+            byte[] head = new byte[CudaOpsTest.GUARD], tail = new byte[CudaOpsTest.GUARD];
+            ctx.copyDtoH(MemorySegment.ofArray(head), arena.ptr(), CudaOpsTest.GUARD);
+            ctx.copyDtoH(MemorySegment.ofArray(tail), arena.ptr() + CudaOpsTest.GUARD + bytes, CudaOpsTest.GUARD);
+            for (int i = 0; i < CudaOpsTest.GUARD; i++) {
+                assertEquals(CudaOpsTest.SENTINEL, head[i], "write before the output");
+                assertEquals(CudaOpsTest.SENTINEL, tail[i], "write past the output");
+            }
+        }
+        // fp16: the output's own rounding (2^-11 relative) plus P rounded to fp16 before P·V
+        double atol = fp16 ? 4e-3 : 2e-5, rtol = fp16 ? 4e-3 : 2e-5;
+        int worst = -1;
+        double worstExcess = 0;
+        for (int i = 0; i < ref.length; i++) {
+            double excess = Math.abs((double) got[i] - ref[i]) - (atol + rtol * Math.abs(ref[i]));
+            if (!(excess <= worstExcess)) {
+                worstExcess = excess;
+                worst = i;
+            }
+        }
+        Compare cmp = Compare.of(ref, got);
+        System.out.printf(Locale.ROOT, "lab %s %s %-28s PSNR %7.2f dB, max |err| %.3e%n", v.id(), p, a, cmp.psnr(),
+                cmp.maxAbsError());
+        assertEquals(0, cmp.nonFinite(), "non-finite values");
+        int w = worst;
+        assertTrue(worst < 0, () -> String.format(Locale.ROOT, "element %d (batch %d, query %d, channel %d): %g vs %g",
+                w, w / (a.sq() * c), w / c % a.sq(), w % c, got[w], ref[w]));
+        assertTrue(cmp.psnr() >= (fp16 ? 55 : 100), "PSNR " + cmp.psnr());
+    }
+
+    private static float[] draw(Random rnd, int n, boolean fp16) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) rnd.nextGaussian();
+            if (fp16) {
+                v[i] = Float.float16ToFloat(Float.floatToFloat16(v[i]));
+            }
+        }
+        return v;
+    }
+
+    private static float[] cpuAttention(float[] q, float[] k, float[] v, Shape qs, Shape ks, int heads, float scale) {
+        Tensor tq = cpu.upload(qs, q), tk = cpu.upload(ks, k), tv = cpu.upload(ks, v), out = cpu.allocate(qs);
+        try {
+            cpu.attention(tq, tk, tv, heads, scale, out);
+            return cpu.download(out);
+        } finally {
+            for (Tensor t : new Tensor[] {tq, tk, tv, out}) {
+                cpu.release(t);
+            }
+        }
+    }
+
+    /** softmax over keys j ≤ i only, in double. */
+    static float[] causalReference(float[] q, float[] k, float[] v, Att a, float scale) {
+        int c = a.heads() * a.d();
+        float[] out = new float[a.batch() * a.sq() * c];
+        for (int b = 0; b < a.batch(); b++) {
+            for (int h = 0; h < a.heads(); h++) {
+                for (int i = 0; i < a.sq(); i++) {
+                    int keys = Math.min(a.sk(), i + 1);
+                    double[] s = new double[keys];
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int j = 0; j < keys; j++) {
+                        double dot = 0;
+                        for (int e = 0; e < a.d(); e++) {
+                            dot += (double) q[(b * a.sq() + i) * c + h * a.d() + e] * k[(b * a.sk() + j) * c + h * a.d() + e];
+                        }
+                        s[j] = dot * scale;
+                        max = Math.max(max, s[j]);
+                    }
+                    double sum = 0;
+                    for (int j = 0; j < keys; j++) {
+                        s[j] = Math.exp(s[j] - max);
+                        sum += s[j];
+                    }
+                    for (int e = 0; e < a.d(); e++) {
+                        double o = 0;
+                        for (int j = 0; j < keys; j++) {
+                            o += s[j] * v[(b * a.sk() + j) * c + h * a.d() + e];
+                        }
+                        out[(b * a.sq() + i) * c + h * a.d() + e] = (float) (o / sum);
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    /** A version forced where it cannot run is a one-line error naming it, never a silent fallback. */
+    @Test
+    void forcedVersionThatCannotRunIsNamed() {
+        Shape s = Shape.of(1, 8, 2 * 44);
+        try (CudaBackend fp32 = new CudaBackend(ctx, Precision.FP32, Tactics.parse("attention=v2"));
+             CudaBackend fp16 = new CudaBackend(ctx, Precision.FP16, Tactics.parse("attention=v2"));
+             CudaBackend v1 = new CudaBackend(ctx, Precision.FP16, Tactics.parse("attention=v1"))) {
+            Tensor x = fp32.allocate(s), o = fp32.allocate(s);
+            var e = assertThrows(IllegalArgumentException.class, () -> fp32.attention(x, x, x, 2, 1f, o));
+            assertTrue(e.getMessage().contains("attention=v2 has no fp32 kernels"), e.getMessage());
+            Tensor y = fp16.allocate(s), p = fp16.allocate(s);
+            e = assertThrows(IllegalArgumentException.class, () -> fp16.attention(y, y, y, 2, 1f, p));
+            assertTrue(e.getMessage().contains("multiples of 8 up to 160, not 44"), e.getMessage());
+            Tensor z = v1.allocate(Shape.of(1, 8, 64)), r = v1.allocate(Shape.of(1, 8, 64));
+            e = assertThrows(IllegalArgumentException.class, () -> v1.attention(z, z, z, 1, 1f, true, r));
+            assertTrue(e.getMessage().contains("attention=v1 has no causal mask"), e.getMessage());
+        }
+    }
+}
