@@ -16,6 +16,7 @@
 // Shared rows are DP + 8 halves: the 8 rows an ldmatrix reads then start in 8 distinct 16-byte
 // bank groups (pitch/16 is odd for every DP here), so no swizzle is needed. Q lives in the second
 // stage's K/V space until its fragments are loaded, so a block needs 4·BC·(DP+8)·2 bytes (≤ 43 KiB).
+#include "common.cuh"
 #include "pipeline.cuh"
 
 #if __CUDA_ARCH__ >= 800

@@ -3,6 +3,7 @@ package dev.latte.kernels;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.IOException;
@@ -24,11 +25,15 @@ import org.junit.jupiter.api.io.TempDir;
  * Every kernel file compiles with the CUDA toolkit's nvcc for the architectures Latte targets
  * (the machines that build Latte have nvcc but no GPU and no NVRTC), and ptxas's register and
  * spill report for sm_90 is printed per kernel. A spill in a hot kernel (conv, GEMM, attention,
- * INT8 GEMM) fails the test, naming the kernels.
+ * INT8 GEMM) fails the test, naming the kernels. For sm_75 (Turing: no m16n8k16, no cp.async)
+ * the {@code __CUDA_ARCH__ >= 800} guards must leave no tensor-core instruction in the PTX while
+ * the fp32, fp16 and dp4a kernels remain.
  */
 class NvccCompileTest {
     private static final Path SOURCES = Path.of("src/main/resources/dev/latte/kernels");
-    private static final List<String> ARCHS = List.of("sm_80", "sm_89", "sm_90");
+    private static final List<String> ARCHS = List.of("sm_75", "sm_80", "sm_89", "sm_90");
+    /** PTX that sm_75 cannot run. */
+    private static final Pattern AMPERE_ONLY = Pattern.compile("\\b(mma\\.sync\\.aligned\\.m16n8k(16|32)|cp\\.async|ldmatrix)\\b");
     /** Files whose kernels are on the UNet's hot path: no spills allowed there. */
     private static final Set<String> HOT = Set.of("conv.cu", "gemm.cu", "attention.cu", "int8_gemm.cu");
     private static final Pattern ENTRY = Pattern.compile("Compiling entry function '([^']+)' for '([^']+)'");
@@ -90,6 +95,18 @@ class NvccCompileTest {
                             f.toString(), "-o", ptx.toString()));
                     assertEquals(0, r.exit(), "nvcc -ptx -arch=" + arch + " " + f + ":\n" + r.output());
                     assertTrue(Files.size(ptx) > 0, "empty PTX for " + name);
+                    if (arch.equals("sm_75")) {
+                        String text = Files.readString(ptx);
+                        Matcher m = AMPERE_ONLY.matcher(text);
+                        if (m.find()) {
+                            fail(name + ": PTX has " + m.group() + ", which sm_75 lacks");
+                        }
+                        boolean tensorCoreOnly = f.getFileName().toString().equals("attention_v2.cu");
+                        assertEquals(!tensorCoreOnly, text.contains(".entry "), name + ": kernels left for sm_75");
+                        if (f.getFileName().toString().equals("int8_gemm.cu")) {
+                            assertTrue(text.contains("dp4a.s32.s32"), name + ": the dp4a path");
+                        }
+                    }
                 }));
             }
         }

@@ -22,7 +22,7 @@ public final class Int8Gemm {
 
     public Int8Gemm(KernelLibrary lib) {
         this.lib = lib;
-        this.hasMma = lib.context().computeCapability() >= 80;
+        this.hasMma = lib.computeCapability() >= 80;
     }
 
     /** c [M, N] s32 = a·b. */
@@ -57,7 +57,7 @@ public final class Int8Gemm {
     private boolean useMma(Algo algo) {
         if (algo == Algo.MMA && !hasMma) {
             throw new IllegalArgumentException("int8 mma needs sm_80+, device is sm_"
-                    + lib.context().computeCapability());
+                    + lib.computeCapability());
         }
         return algo == Algo.MMA || (algo == Algo.AUTO && hasMma);
     }

@@ -17,6 +17,7 @@ import dev.latte.cuda.backend.CudaBackend;
 import dev.latte.cuda.backend.CudaBackend.Precision;
 import dev.latte.cuda.backend.CudaTensor;
 import dev.latte.cuda.backend.Int8Gemm;
+import dev.latte.cuda.backend.Tactics;
 import dev.latte.tests.Resources;
 import dev.latte.weights.SafeTensorsFile;
 import java.lang.foreign.MemorySegment;
@@ -326,13 +327,26 @@ class CudaOpsTest {
         return v;
     }
 
+    /** Every case on the default tactics, attention cases on every kernel version that can run them instead. */
     @TestFactory
     Stream<DynamicTest> everyOpAgainstCpu() {
-        return Stream.of(Precision.FP32, Precision.FP16).flatMap(prec -> cases().stream().map(cs ->
-                DynamicTest.dynamicTest(cs.name() + " " + prec, () -> check(cs, prec))));
+        return Stream.of(Precision.FP32, Precision.FP16).flatMap(prec -> cases().stream().flatMap(cs -> {
+            List<DynamicTest> tests = new ArrayList<>();
+            if (!cs.name().startsWith("attention")) {
+                tests.add(DynamicTest.dynamicTest(cs.name() + " " + prec, () -> check(cs, prec, Tactics.defaults())));
+            } else {
+                for (Tactics.Version v : Tactics.versions(Tactics.Family.ATTENTION)) {
+                    if (v.unsupported(prec, ctx.computeCapability()) == null) {
+                        tests.add(DynamicTest.dynamicTest(cs.name() + " " + prec + " " + v.id(),
+                                () -> check(cs, prec, Tactics.parse(v.id()))));
+                    }
+                }
+            }
+            return tests.stream();
+        }));
     }
 
-    private static void check(Case cs, Precision prec) {
+    private static void check(Case cs, Precision prec, Tactics tactics) {
         boolean fp16 = prec == Precision.FP16;
         Random rnd = new Random(cs.name().hashCode());
         List<float[]> host = new ArrayList<>();
@@ -342,7 +356,7 @@ class CudaOpsTest {
         }
         float[] reference = runOn(cpu, cs, host);
         float[] result;
-        try (CudaBackend gpu = new CudaBackend(ctx, prec)) {
+        try (CudaBackend gpu = new CudaBackend(ctx, prec, tactics)) {
             try {
                 result = runOn(gpu, cs, host);
             } finally {
@@ -351,8 +365,8 @@ class CudaOpsTest {
         }
         Compare cmp = Compare.of(reference, result);
         double gate = fp16 ? MIN_PSNR_FP16 : MIN_PSNR_FP32;
-        System.out.printf(Locale.ROOT, "cuda %s %-48s PSNR %7.2f dB, max |err| %.3e%n", prec, cs.name(), cmp.psnr(),
-                cmp.maxAbsError());
+        System.out.printf(Locale.ROOT, "cuda %s %-48s %-12s PSNR %7.2f dB, max |err| %.3e%n", prec, cs.name(), tactics,
+                cmp.psnr(), cmp.maxAbsError());
         assertEquals(0, cmp.nonFinite(), cs.name() + ": non-finite values");
         assertTrue(cmp.psnr() >= gate, cs.name() + " " + prec + ": PSNR " + cmp.psnr() + " dB < " + gate);
     }

@@ -19,6 +19,7 @@ import org.junit.jupiter.api.Test;
 class KernelLibraryTest {
     private static final Pattern ENTRY = Pattern.compile("extern \"C\" __global__ void(?: __launch_bounds__\\([^)]*\\))?\\s+(\\w+)\\(");
     private static final Pattern MACRO_ENTRY = Pattern.compile("^(?:UNARY|ATTENTION_ENTRY)\\((\\w+)", Pattern.MULTILINE);
+    private static final Pattern V2_ENTRY = Pattern.compile("^ATTENTION_V2_ENTRY\\((\\d+),", Pattern.MULTILINE);
     private static final Pattern INT8_ENTRY = Pattern.compile("^I8_(S32|SCALED)_ENTRY\\((\\w+), (\\w+)", Pattern.MULTILINE);
 
     /** Launcher name → file, as CudaBackend asks for them (each exists as _f32 and _f16). */
@@ -51,6 +52,10 @@ class KernelLibraryTest {
             } else {
                 names.add(n);
             }
+        }
+        m = V2_ENTRY.matcher(src);
+        while (m.find()) {
+            names.add("attention_v2_dp" + m.group(1) + "_f16");
         }
         m = INT8_ENTRY.matcher(src);
         while (m.find()) {
@@ -86,6 +91,12 @@ class KernelLibraryTest {
                 if (!int8.contains("int8_gemm_" + algo + "_" + v)) {
                     missing.add("int8_gemm.cu:int8_gemm_" + algo + "_" + v);
                 }
+            }
+        }
+        Set<String> v2 = entries("attention_v2.cu");
+        for (int width : new int[] {32, 48, 64, 80, 96, 128, 160}) {  // AttentionV2's padded head dims
+            if (!v2.contains("attention_v2_dp" + width + "_f16")) {
+                missing.add("attention_v2.cu:attention_v2_dp" + width + "_f16");
             }
         }
         assertEquals(List.of(), missing, "kernels the launchers use but the sources lack");

@@ -1,0 +1,61 @@
+package dev.latte.cuda.backend;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.latte.cuda.backend.CudaBackend.Precision;
+import org.junit.jupiter.api.Test;
+
+/** The default tactic table and versions by name, without a GPU. */
+class TacticsTest {
+    @Test
+    void parsesNamesAndRejectsUnknownOnes() {
+        assertSame(Tactics.defaults(), Tactics.parse(""));
+        assertSame(Tactics.defaults(), Tactics.parse("default"));
+        Tactics t = Tactics.parse(" attention=v1 , linear=v1");
+        assertEquals("attention=v1,linear=v1", t.toString());
+        assertSame(Tactics.ATTENTION_V1, t.forced(Tactics.Family.ATTENTION));
+        assertEquals("no kernel version attention=v9 (attention has v1, v2)",
+                assertThrows(IllegalArgumentException.class, () -> Tactics.parse("attention=v9")).getMessage());
+        assertEquals("kernel version 'softmax=v1' is not FAMILY=VERSION with FAMILY one of attention, linear, conv",
+                assertThrows(IllegalArgumentException.class, () -> Tactics.parse("softmax=v1")).getMessage());
+        assertEquals("kernel family attention named twice in 'attention=v1,attention=v2'",
+                assertThrows(IllegalArgumentException.class, () -> Tactics.parse("attention=v1,attention=v2")).getMessage());
+    }
+
+    @Test
+    void defaultAttentionTable() {
+        Tactics d = Tactics.defaults();
+        // tensor cores for fp16 on Ampere and later, every SD1.5 head dim
+        for (int hd : new int[] {40, 64, 80, 160}) {
+            assertSame(Tactics.ATTENTION_V2, d.attention(Precision.FP16, 80, hd, true, false));
+            assertSame(Tactics.ATTENTION_V2, d.attention(Precision.FP16, 90, hd, true, true));
+        }
+        assertSame(Tactics.ATTENTION_V1, d.attention(Precision.FP32, 90, 64, true, false));
+        assertSame(Tactics.ATTENTION_V1, d.attention(Precision.FP16, 75, 64, true, false));
+        assertSame(Tactics.ATTENTION_V1, d.attention(Precision.FP16, 90, 44, true, false));
+        assertSame(Tactics.ATTENTION_V1, d.attention(Precision.FP16, 90, 192, true, false));
+        assertSame(Tactics.ATTENTION_V1, d.attention(Precision.FP16, 90, 64, false, false));
+        assertEquals("causal attention runs on attention=v2 only: attention=v2 has no fp32 kernels",
+                assertThrows(IllegalArgumentException.class,
+                        () -> d.attention(Precision.FP32, 90, 64, true, true)).getMessage());
+        assertEquals("attention head dim 64: attention=v2 needs sm_80+, kernels are built for sm_75",
+                assertThrows(IllegalArgumentException.class,
+                        () -> Tactics.parse("attention=v2").attention(Precision.FP16, 75, 64, true, false)).getMessage());
+    }
+
+    @Test
+    void paddedWidthsAndSharedMemory() {
+        assertEquals(48, AttentionV2.width(40));
+        assertEquals(80, AttentionV2.width(80));
+        assertEquals(160, AttentionV2.width(160));
+        assertEquals(0, AttentionV2.width(168));
+        assertEquals(0, AttentionV2.width(36));
+        for (int w : new int[] {32, 48, 64, 80, 96, 128, 160}) {
+            // no opt-in above 48 KiB needed for any width
+            assertTrue(AttentionV2.sharedBytes(w) <= 48 * 1024, "width " + w);
+        }
+    }
+}
