@@ -5,6 +5,7 @@ import dev.latte.cpu.CpuBackend;
 import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.CudaUnavailableException;
 import dev.latte.cuda.backend.CudaBackend;
+import dev.latte.ref.ReferenceBackend;
 
 import java.util.List;
 
@@ -16,7 +17,7 @@ import java.util.List;
  */
 public final class Backends {
     /** The backends this build has, in the order {@code --backend} lists them. */
-    public static final List<String> NAMES = List.of("cpu", "cuda");
+    public static final List<String> NAMES = List.of("cpu", "cuda", "ref");
 
     private Backends() {
     }
@@ -36,7 +37,7 @@ public final class Backends {
     }
 
     /**
-     * @param name    {@code cpu} or {@code cuda}
+     * @param name    {@code cpu}, {@code cuda} or {@code ref} (the naive reference the others are tested against)
      * @param dtype   the activations' precision: {@code fp32}, {@code fp16} (cuda only) or
      *                {@code int8} (int8 weights over the backend's own float: fp32 on cpu, fp16 on cuda)
      * @param threads worker threads of a CPU backend, at least 1
@@ -67,6 +68,13 @@ public final class Backends {
                 } catch (CudaUnavailableException e) {
                     throw new Unavailable("cuda", e.getMessage());
                 }
+            }
+            case "ref" -> {
+                if (dtype.equals("fp16")) {
+                    throw new IllegalArgumentException("the ref backend computes fp32 (or int8); --dtype fp16 needs"
+                            + " --backend cuda");
+                }
+                return new ReferenceBackend();
             }
             default -> throw new IllegalArgumentException("unknown backend '" + name + "' (this build has: "
                     + String.join(", ", NAMES) + ")");

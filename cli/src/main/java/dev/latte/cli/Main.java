@@ -24,7 +24,7 @@ import java.util.Set;
 public final class Main {
     static final String USAGE = """
             usage: latte COMMAND [options]
-              validate --model DIR --golden CASE.safetensors [--backend cpu|cuda] [--dtype fp32|fp16]
+              validate --model DIR --golden CASE.safetensors [--backend cpu|cuda|ref] [--dtype fp32|fp16]
                        [--min-psnr DB] [--threads N]
                        [--int8-mode w8a16|w8a8]
                   run the UNet on a golden case's inputs; PSNR per stored tensor; exit 1 below --min-psnr
