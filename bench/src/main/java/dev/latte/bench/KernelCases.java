@@ -47,6 +47,23 @@ public final class KernelCases {
         return all;
     }
 
+    /**
+     * The op-case table's rows ({@link OpCases}) as bench cases, each counted once; in-place
+     * variants are left out (they time the same kernel).
+     */
+    public static List<KernelCase> fromOpCases(List<OpCase> cases, int elementBytes, String config) {
+        List<KernelCase> all = new ArrayList<>();
+        for (OpCase c : cases) {
+            if (c.inPlace() < 0) {
+                Op op = c.op();
+                Graph g = c.graph();
+                all.add(new KernelCase(config, op.kind(), op.describe(g), 1, c.name(), op.flops(g),
+                        op.bytes(g, elementBytes), op.computeBound() ? "compute" : "memory", g, op));
+            }
+        }
+        return all;
+    }
+
     /** Every distinct op of {@code g}, in order of first appearance, with its count per step. */
     public static List<KernelCase> fromGraph(Graph g, int elementBytes, String config) {
         Map<String, List<Op>> byShape = new LinkedHashMap<>();
