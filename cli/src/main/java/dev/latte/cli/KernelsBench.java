@@ -6,9 +6,10 @@ import dev.latte.bench.CublasGemm;
 import dev.latte.bench.KernelBench;
 import dev.latte.bench.KernelCase;
 import dev.latte.bench.KernelCases;
+import dev.latte.bench.OpCases;
 import dev.latte.cuda.CudaContext;
-import dev.latte.cuda.CudaUnavailableException;
 import dev.latte.cuda.backend.CudaBackend;
+import dev.latte.cuda.backend.Tactics;
 
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -21,11 +22,14 @@ import java.util.Set;
 
 /**
  * {@code latte bench kernels}: every distinct op of an SD1.5 step at 512² and 768² (derived from
- * the fused graph, {@link KernelCases}), timed on the GPU with CUDA events; {@code --list} prints
- * the table without a GPU. Without a GPU (and without --list) it exits 2 saying why.
+ * the fused graph, {@link KernelCases}; the same rows the op-case test runs under
+ * {@code -Dlatte.cases=sd15}), or with {@code --config ci} the op-case table's small CI rows
+ * ({@link OpCases#ci}), timed on the GPU with CUDA events; {@code --list} prints the table without
+ * a GPU. Without a GPU (and without --list) it exits 2 saying why.
  */
 final class KernelsBench {
-    static final Set<String> OPTIONS = Set.of("json", "dtype", "runs", "warmup", "batch", "sizes", "config");
+    static final Set<String> OPTIONS = Set.of("json", "dtype", "runs", "warmup", "batch", "sizes", "config", "version",
+            "kernels");
     static final Set<String> FLAGS = Set.of("list");
 
     private KernelsBench() {
@@ -44,20 +48,23 @@ final class KernelsBench {
             throw new Args.UsageException("bench kernels: --runs must be >= 20, --warmup >= 1, --batch >= 1");
         }
         List<KernelCase> cases = cases(a, batch, elementBytes);
+        List<Tactics.Family> families = versionFamilies(a.get("version", null));
+        String kernels = a.get("kernels", "");
+        try {
+            Tactics.parse(kernels);
+        } catch (IllegalArgumentException e) {
+            throw new Args.UsageException("bench kernels: --kernels: " + e.getMessage());
+        }
         if (a.flag("list")) {
             printTable(cases, null, out);
+            printVersions(families, out);
             return 0;
-        }
-        String reason = CudaContext.unavailableReason();
-        if (reason != null) {
-            throw new Args.UsageException("bench kernels: no GPU: " + reason + " (--list prints the case table)");
         }
         CudaBackend backend;
         try {
-            backend = CudaBackend.open(0, dtype.equals("fp16") ? CudaBackend.Precision.FP16
-                    : CudaBackend.Precision.FP32);
-        } catch (CudaUnavailableException e) {
-            throw new Args.UsageException("bench kernels: no GPU: " + e.getMessage());
+            backend = (CudaBackend) Backends.open("cuda", dtype, 1, kernels);
+        } catch (Backends.Unavailable e) {
+            throw new Args.UsageException("bench kernels: no GPU: " + e.reason() + " (--list prints the case table)");
         }
         try (backend) {
             CudaContext ctx = backend.context();
@@ -102,6 +109,9 @@ final class KernelsBench {
                 }
             }
             printTable(cases, results, out);
+            for (Tactics.Family f : families) {
+                compareVersions(f, cases, backend, device, warmup, runs, dtype, baselines, out, err);
+            }
             out.printf(Locale.ROOT, "%s (%s, %d SMs): peak %s %.1f TFLOP/s, copy %.0f GB/s (theoretical %.0f);"
                             + " empty kernel %.2f us host, %.2f us device per launch, %.1f us launch+sync%n",
                     device.name(), device.arch(), device.multiprocessors(), dtype, device.peakFlops(dtype) / 1e12,
@@ -119,9 +129,94 @@ final class KernelsBench {
         }
     }
 
+    /** {@code --version FAMILY|all}: the families whose versions are timed against each other. */
+    static List<Tactics.Family> versionFamilies(String version) {
+        if (version == null) {
+            return List.of();
+        }
+        List<Tactics.Family> multi = new ArrayList<>();
+        for (Tactics.Family f : Tactics.Family.values()) {
+            if (Tactics.versions(f).size() > 1) {
+                multi.add(f);
+            }
+        }
+        if (version.equals("all")) {
+            return multi;
+        }
+        for (Tactics.Family f : Tactics.Family.values()) {
+            if (f.id().equals(version)) {
+                return List.of(f);
+            }
+        }
+        throw new Args.UsageException("bench kernels: --version takes a kernel family (" + String.join(", ",
+                List.of(Tactics.Family.values()).stream().map(Tactics.Family::id).toList()) + ") or all, not '"
+                + version + "'");
+    }
+
+    private static void printVersions(List<Tactics.Family> families, PrintStream out) {
+        for (Tactics.Family f : families) {
+            for (Tactics.Version v : Tactics.versions(f)) {
+                out.printf(Locale.ROOT, "%-14s sm_%-3s %-9s %s%n", v.id(), v.minCc() == 0 ? "any" : v.minCc(),
+                        (v.fp32() ? "fp32" : "") + (v.fp32() && v.fp16() ? "," : "") + (v.fp16() ? "fp16" : ""),
+                        v.description());
+            }
+        }
+    }
+
+    /**
+     * Every version of {@code f} that runs at this dtype and architecture, on the family's cases, one
+     * backend per version (forced by name) on the same context; a table side by side, and each
+     * version's results in the JSON's baselines as {@code version FAMILY=NAME}.
+     */
+    private static void compareVersions(Tactics.Family f, List<KernelCase> cases, CudaBackend backend,
+                                        KernelBench.Device device, int warmup, int runs, String dtype,
+                                        Map<String, BenchReport.Baseline> baselines, PrintStream out, PrintStream err) {
+        List<KernelCase> mine = cases.stream().filter(c -> f.runs(c.op())).toList();
+        List<Tactics.Version> versions = new ArrayList<>();
+        List<List<KernelBench.Result>> results = new ArrayList<>();
+        for (Tactics.Version v : Tactics.versions(f)) {
+            String reason = v.unsupported(backend.precision(), backend.library().computeCapability());
+            if (reason != null) {
+                baselines.put("version " + v.id(), new BenchReport.Baseline("unsupported: " + reason, null, null));
+                continue;
+            }
+            err.printf(Locale.ROOT, "latte: %s on %d cases...%n", v.id(), mine.size());
+            try (CudaBackend vb = new CudaBackend(backend.context(), backend.precision(), Tactics.parse(v.id()))) {
+                List<KernelBench.Result> r = KernelBench.run(mine, KernelBench.cudaTimer(vb, backend.context(),
+                        device.l2Bytes()), warmup, runs, device, dtype);
+                versions.add(v);
+                results.add(r);
+                baselines.put("version " + v.id(), new BenchReport.Baseline("ok", v.description(), r));
+            }
+        }
+        out.printf(Locale.ROOT, "%s versions, median ms per run (x = speed-up over %s):%n", f.id(),
+                versions.isEmpty() ? "-" : versions.getFirst().id());
+        for (int i = 0; i < mine.size(); i++) {
+            StringBuilder row = new StringBuilder();
+            double first = Double.NaN;
+            for (int j = 0; j < versions.size(); j++) {
+                KernelBench.Result r = results.get(j).get(i);
+                if (r.stats() == null) {
+                    row.append(String.format(Locale.ROOT, "  %s %s", versions.get(j).name(), r.status()));
+                    continue;
+                }
+                double ms = r.stats().median();
+                first = j == 0 ? ms : first;
+                row.append(String.format(Locale.ROOT, "  %s %.4f", versions.get(j).name(), ms));
+                if (j > 0 && !Double.isNaN(first)) {
+                    row.append(String.format(Locale.ROOT, " (%.2fx)", first / ms));
+                }
+            }
+            out.printf(Locale.ROOT, "%-24s %s | %s%n", mine.get(i).config(), row, mine.get(i).shape());
+        }
+    }
+
     static List<KernelCase> cases(Args a, int batch, int elementBytes) {
         String config = a.get("config", "sd15");
         String sizes = a.get("sizes", null);
+        if (config.equals("ci")) {
+            return KernelCases.fromOpCases(OpCases.ci(), elementBytes, "ci");
+        }
         if (config.equals("sd15") && sizes == null) {
             return KernelCases.sd15(batch, elementBytes);
         }

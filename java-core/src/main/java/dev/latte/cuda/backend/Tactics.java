@@ -34,6 +34,15 @@ public final class Tactics {
             return name().toLowerCase(Locale.ROOT);
         }
 
+        /** Whether ops of kind {@code opKind} ({@code Op.kind()}) run on this family's kernels. */
+        public boolean runs(String opKind) {
+            return switch (this) {
+                case ATTENTION -> opKind.equals("attention");
+                case LINEAR -> opKind.equals("linear");
+                case CONV -> opKind.startsWith("conv2d") && !opKind.contains("Int8");
+            };
+        }
+
         static Family of(String id) {
             for (Family f : values()) {
                 if (f.id().equals(id)) {

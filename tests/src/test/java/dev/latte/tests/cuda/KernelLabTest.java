@@ -35,6 +35,9 @@ import org.junit.jupiter.api.TestFactory;
  * and by a bound on every element, with sentinel bytes around the output.
  */
 class KernelLabTest {
+    /** Bytes of sentinel on each side of the output: a stray write changes one. */
+    static final int GUARD = 4096;
+    static final byte SENTINEL = 0x5A;
     static CudaContext ctx;
     static CpuBackend cpu;
 
@@ -103,17 +106,17 @@ class KernelLabTest {
         try (CudaBackend gpu = new CudaBackend(ctx, p, Tactics.parse(v.id()))) {
             Tensor tq = gpu.upload(qs, q), tk = gpu.upload(ks, k), tv = gpu.upload(ks, vv);
             long bytes = qs.numel() * gpu.activationBytes();
-            CudaTensor arena = (CudaTensor) gpu.arena(bytes + 2L * CudaOpsTest.GUARD);
-            ctx.memsetD8(arena.ptr(), CudaOpsTest.SENTINEL, arena.bytes());
-            Tensor out = gpu.view(arena, CudaOpsTest.GUARD, qs);
+            CudaTensor arena = (CudaTensor) gpu.arena(bytes + 2L * GUARD);
+            ctx.memsetD8(arena.ptr(), SENTINEL, arena.bytes());
+            Tensor out = gpu.view(arena, GUARD, qs);
             gpu.attention(tq, tk, tv, a.heads(), scale, a.causal(), out);
             got = gpu.download(out);
-            byte[] head = new byte[CudaOpsTest.GUARD], tail = new byte[CudaOpsTest.GUARD];
-            ctx.copyDtoH(MemorySegment.ofArray(head), arena.ptr(), CudaOpsTest.GUARD);
-            ctx.copyDtoH(MemorySegment.ofArray(tail), arena.ptr() + CudaOpsTest.GUARD + bytes, CudaOpsTest.GUARD);
-            for (int i = 0; i < CudaOpsTest.GUARD; i++) {
-                assertEquals(CudaOpsTest.SENTINEL, head[i], "write before the output");
-                assertEquals(CudaOpsTest.SENTINEL, tail[i], "write past the output");
+            byte[] head = new byte[GUARD], tail = new byte[GUARD];
+            ctx.copyDtoH(MemorySegment.ofArray(head), arena.ptr(), GUARD);
+            ctx.copyDtoH(MemorySegment.ofArray(tail), arena.ptr() + GUARD + bytes, GUARD);
+            for (int i = 0; i < GUARD; i++) {
+                assertEquals(SENTINEL, head[i], "write before the output");
+                assertEquals(SENTINEL, tail[i], "write past the output");
             }
         }
         // fp16: the output's own rounding (2^-11 relative) plus P rounded to fp16 before P·V
