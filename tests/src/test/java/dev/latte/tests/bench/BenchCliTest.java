@@ -73,6 +73,18 @@ class BenchCliTest {
     }
 
     @Test
+    void kernelVersionsByName() {
+        Result r = latte("bench", "kernels", "--list", "--config", "ci", "--version", "attention");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("attention=v1   sm_any fp32,fp16"), r.out());
+        assertTrue(r.out().contains("attention=v2   sm_80  fp16      FlashAttention-2 on tensor cores"), r.out());
+        assertBadInput(latte("bench", "kernels", "--list", "--version", "softmax"),
+                "--version takes a kernel family (attention, linear, conv) or all, not 'softmax'");
+        assertBadInput(latte("bench", "kernels", "--list", "--kernels", "attention=v9"),
+                "no kernel version attention=v9 (attention has v1, v2)");
+    }
+
+    @Test
     void kernelsListOfACustomConfig() throws IOException {
         Result r = latte("bench", "kernels", "--list", "--config", tinyConfig().toString(), "--sizes", "128",
                 "--batch", "1");
