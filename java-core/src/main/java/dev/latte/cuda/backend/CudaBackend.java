@@ -17,6 +17,7 @@ import java.util.Collections;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 
@@ -55,6 +56,7 @@ public final class CudaBackend implements Backend {
     private final KernelLibrary lib;
     private final Tactics tactics;
     private final AttentionV2 attentionV2;
+    private final LinearV2 linearV2;
     private final Set<CudaTensor> live = Collections.newSetFromMap(new IdentityHashMap<>());
     private final Map<String, Long> frequencyTables = new HashMap<>();
     /** Per kernel, the dynamic shared memory it was allowed beyond the default (the generic attention varies with d). */
@@ -89,6 +91,7 @@ public final class CudaBackend implements Backend {
         this.dtype = precision == Precision.FP16 ? CudaTensor.DType.F16 : CudaTensor.DType.F32;
         this.lib = new KernelLibrary(ctx, KernelCache.defaultCache(), cc);
         this.attentionV2 = new AttentionV2(lib);
+        this.linearV2 = new LinearV2(lib);
     }
 
     /** Opens device {@code ordinal} and a backend that closes the context with itself. */
@@ -414,22 +417,104 @@ public final class CudaBackend implements Backend {
 
     // ---------------------------------------------------------------- linear and attention
 
-    /** One launch of {@code linear_*}: 64×64 tiles, tensor cores (mma.sync) for fp16, FMA for fp32. */
+    /**
+     * out = x·wᵀ + bias, one launch of the version {@link Tactics} picks: v2 (the pipelined
+     * tensor-core GEMM, {@link LinearV2}) for fp16 on sm_80+ where in_features is a multiple of 8,
+     * else v1 ({@code linear_*}: 64×64 tiles, mma.sync for fp16, FMA for fp32).
+     */
     @Override
     public void linear(Tensor xt, Tensor wt, Tensor bt, Tensor outt) {
+        linearFused(LinearV2.Epilogue.BIAS, xt, wt, bt, null, outt);
+    }
+
+    /** out = x·wᵀ + bias + residual (residual may be out): the residual add in the GEMM's epilogue on v2. */
+    public void linearResidual(Tensor xt, Tensor wt, Tensor bt, Tensor residualt, Tensor outt) {
+        linearFused(LinearV2.Epilogue.RESIDUAL, xt, wt, bt, residualt, outt);
+    }
+
+    /** out = SiLU(x·wᵀ + bias), fused on v2. */
+    public void linearSilu(Tensor xt, Tensor wt, Tensor bt, Tensor outt) {
+        linearFused(LinearV2.Epilogue.SILU, xt, wt, bt, null, outt);
+    }
+
+    /**
+     * diffusers' GEGLU in one GEMM on v2: w [2F, in] (value rows, then gate rows), bias [2F] or null,
+     * out [..., F] = (x·w_aᵀ + b_a)·gelu(x·w_gᵀ + b_g); the [..., 2F] projection is never written.
+     */
+    public void linearGeglu(Tensor xt, Tensor wt, Tensor bt, Tensor outt) {
+        linearFused(LinearV2.Epilogue.GEGLU, xt, wt, bt, null, outt);
+    }
+
+    private void linearFused(LinearV2.Epilogue epi, Tensor xt, Tensor wt, Tensor bt, Tensor residualt, Tensor outt) {
         Shape xs = xt.shape(), ws = wt.shape();
-        String what = OpChecks.linear(xt, wt, bt, outt);
-        int in = ws.dim(1), outF = ws.dim(0);
+        String what;
+        if (epi == LinearV2.Epilogue.GEGLU) {
+            int[] od = xs.dims();
+            od[od.length - 1] = ws.rank() == 2 ? ws.dim(0) / 2 : -1;
+            what = "linear+geglu: x " + xs + ", w " + ws + ", bias " + (bt == null ? "none" : bt.shape()) + ", out "
+                    + outt.shape();
+            check(xs.rank() >= 1 && ws.rank() == 2 && ws.dim(0) % 2 == 0 && ws.dim(1) == xs.dim(-1)
+                    && (bt == null || bt.shape().equals(Shape.of(ws.dim(0)))) && outt.shape().equals(Shape.of(od)), what);
+        } else {
+            what = OpChecks.linear(xt, wt, bt, outt) + (epi == LinearV2.Epilogue.BIAS ? ""
+                    : ", " + epi.name().toLowerCase(Locale.ROOT));
+        }
+        int in = ws.dim(1), outF = epi == LinearV2.Epilogue.GEGLU ? ws.dim(0) / 2 : ws.dim(0);
         CudaTensor x = cuda(what, xt), w = cuda(what, wt), out = cuda(what, outt);
-        CudaTensor b = bt == null ? null : cuda(what, bt);
+        CudaTensor b = bt == null ? null : cuda(what, bt), res = residualt == null ? null : cuda(what, residualt);
         check(out != x, what + " (out aliases x)");
+        check(epi != LinearV2.Epilogue.RESIDUAL || (res != null && res.shape().equals(out.shape())), what);
         long m = leading(xs);
         check(m < Integer.MAX_VALUE, what);
         if (m == 0 || outF == 0) {
             return;
         }
+        Tactics.Version version;
+        try {
+            version = tactics.linear(precision, lib.computeCapability(), in,
+                    AttentionV2.aligned(x.ptr(), w.ptr(), ptr(b), ptr(res), out.ptr()));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(what + ": " + e.getMessage(), e);
+        }
+        if (version == Tactics.LINEAR_V2) {
+            linearV2.launch(epi, x.ptr(), w.ptr(), ptr(b), ptr(res), out.ptr(), (int) m, outF, in);
+            return;
+        }
+        // v1: the plain GEMM, then the epilogue as its own kernel (through a temporary where the
+        // GEMM's output is not the op's)
+        switch (epi) {
+            case BIAS -> linearV1(x, w, b, out, (int) m, outF, in);
+            case SILU -> {
+                linearV1(x, w, b, out, (int) m, outF, in);
+                silu(out, out);
+            }
+            case RESIDUAL -> {
+                CudaTensor tmp = allocate(out.shape());
+                try {
+                    linearV1(x, w, b, tmp, (int) m, outF, in);
+                    add(tmp, res, out);
+                } finally {
+                    release(tmp);
+                }
+            }
+            case GEGLU -> {
+                int[] pd = xs.dims();
+                pd[pd.length - 1] = 2 * outF;
+                CudaTensor tmp = allocate(Shape.of(pd));
+                try {
+                    linearV1(x, w, b, tmp, (int) m, 2 * outF, in);
+                    geglu(tmp, out);
+                } finally {
+                    release(tmp);
+                }
+            }
+        }
+    }
+
+    /** One launch of {@code linear_*}: 64×64 tiles, tensor cores (mma.sync) for fp16, FMA for fp32. */
+    private void linearV1(CudaTensor x, CudaTensor w, CudaTensor b, CudaTensor out, int m, int outF, int in) {
         kernel("gemm.cu", "linear").launch(blocks(m, GEMM_TILE), blocks(outF, GEMM_TILE), 1, GEMM_THREADS, 1, 1, 0,
-                new KernelArgs().ptr(x.ptr()).ptr(w.ptr()).ptr(ptr(b)).ptr(out.ptr()).i32((int) m).i32(outF).i32(in));
+                new KernelArgs().ptr(x.ptr()).ptr(w.ptr()).ptr(ptr(b)).ptr(out.ptr()).i32(m).i32(outF).i32(in));
     }
 
     /**

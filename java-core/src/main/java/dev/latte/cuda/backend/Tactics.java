@@ -19,7 +19,9 @@ import java.util.stream.Collectors;
  *   <tr><th>family</th><th>picks</th><th>else</th></tr>
  *   <tr><td>attention</td><td>v2 (tensor cores) for fp16 on sm_80+, head dim a multiple of 8 up to 160,
  *       16-byte aligned tensors</td><td>v1</td></tr>
- *   <tr><td>linear, conv</td><td>v1</td><td>-</td></tr>
+ *   <tr><td>linear</td><td>v2 (pipelined tensor-core GEMM) for fp16 on sm_80+, in_features a multiple
+ *       of 8, 16-byte aligned tensors</td><td>v1</td></tr>
+ *   <tr><td>conv</td><td>v1</td><td>-</td></tr>
  * </table>
  *
  * A forced version that cannot run a case (storage type, architecture, shape) is an error naming the
@@ -85,11 +87,15 @@ public final class Tactics {
                     + " cp.async double-buffered K/V, 64 queries per block, causal mask");
     public static final Version LINEAR_V1 = new Version(Family.LINEAR, "v1", "gemm.cu", 0, true, true,
             "64x64x32 tiles, one shared buffer; mma.m16n8k16 for fp16 on sm_80+, FMA otherwise");
+    public static final Version LINEAR_V2 = new Version(Family.LINEAR, "v2", "gemm_v2.cu", 80, false, true,
+            "128x128x32 tiles, 8 warps, 3-stage cp.async ring, ldmatrix, padded shared rows;"
+                    + " epilogues bias, residual, SiLU, GEGLU");
     public static final Version CONV_V1 = new Version(Family.CONV, "v1", "conv.cu", 0, true, true,
             "implicit GEMM on the v1 engine, GroupNorm+SiLU on load, bias and residual in the epilogue");
 
     /** Every version of every family, in the order the lab lists them. */
-    public static final List<Version> VERSIONS = List.of(ATTENTION_V1, ATTENTION_V2, LINEAR_V1, CONV_V1);
+    public static final List<Version> VERSIONS = List.of(ATTENTION_V1, ATTENTION_V2, LINEAR_V1, LINEAR_V2,
+            CONV_V1);
 
     private static final Tactics DEFAULTS = new Tactics(new EnumMap<>(Family.class));
 
@@ -193,7 +199,24 @@ public final class Tactics {
         return f;
     }
 
-    /** The version for a family with a single choice per call today (linear, conv): forced or v1. */
+    /** The linear version for one GEMM: forced (an error naming why, if it cannot run), else v2 where it applies, else v1. */
+    Version linear(Precision p, int cc, int k, boolean aligned) {
+        Version f = forced.get(Family.LINEAR);
+        String v2Reason = LINEAR_V2.unsupported(p, cc);
+        if (v2Reason == null) {
+            v2Reason = LinearV2.unsupported(k, aligned);
+        }
+        if (f == null) {
+            return v2Reason == null ? LINEAR_V2 : LINEAR_V1;
+        }
+        String reason = f == LINEAR_V2 ? v2Reason : f.unsupported(p, cc);
+        if (reason != null) {
+            throw new IllegalArgumentException(reason);
+        }
+        return f;
+    }
+
+    /** The version for a family with a single choice per call today (conv): forced or v1. */
     Version plain(Family family, Precision p, int cc) {
         Version v = forced.getOrDefault(family, versions(family).getFirst());
         String reason = v.unsupported(p, cc);

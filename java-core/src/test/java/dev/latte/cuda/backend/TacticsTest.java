@@ -47,6 +47,19 @@ class TacticsTest {
     }
 
     @Test
+    void defaultLinearTable() {
+        Tactics d = Tactics.defaults();
+        assertSame(Tactics.LINEAR_V2, d.linear(Precision.FP16, 80, 320, true));
+        assertSame(Tactics.LINEAR_V1, d.linear(Precision.FP16, 75, 320, true));
+        assertSame(Tactics.LINEAR_V1, d.linear(Precision.FP32, 90, 320, true));
+        assertSame(Tactics.LINEAR_V1, d.linear(Precision.FP16, 90, 300 + 2, true));
+        assertSame(Tactics.LINEAR_V1, d.linear(Precision.FP16, 90, 320, false));
+        assertEquals("linear=v2 needs in_features a multiple of 8, not 302", assertThrows(IllegalArgumentException.class,
+                () -> Tactics.parse("linear=v2").linear(Precision.FP16, 90, 302, true)).getMessage());
+        assertSame(Tactics.LINEAR_V1, Tactics.parse("linear=v1").linear(Precision.FP16, 90, 320, true));
+    }
+
+    @Test
     void paddedWidthsAndSharedMemory() {
         assertEquals(48, AttentionV2.width(40));
         assertEquals(80, AttentionV2.width(80));

@@ -27,7 +27,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
 
 /**
- * The kernel lab's attention versions side by side, each forced by name, on small shapes that reach
+ * The kernel lab's attention and linear versions side by side, each forced by name, on small shapes that reach
  * every code path (the emulated device is slow): SD1.5's head dims 40/80/160 and 64, 77-token cross
  * attention, key and query counts that leave partial tiles, several key tiles (the cp.async double
  * buffer), the causal mask, and head dims that are padded. Each result is held to the CPU reference
@@ -197,6 +197,145 @@ class KernelLabTest {
             }
         }
         return out;
+    }
+
+    // ---------------------------------------------------------------- linear and its epilogues
+
+    record Lin(int m, int n, int k) {
+        @Override
+        public String toString() {
+            return "m" + m + " n" + n + " k" + k;
+        }
+    }
+
+    /** Partial tiles in M and N, K shorter than one 32-wide slice, K over several pipeline stages. */
+    static final List<Lin> LINEARS = List.of(new Lin(200, 136, 72), new Lin(77, 320, 200), new Lin(5, 24, 8),
+            new Lin(130, 66, 40), new Lin(64, 128, 256));
+
+    enum Epi { BIAS, NO_BIAS, RESIDUAL, RESIDUAL_IN_PLACE, SILU, GEGLU }
+
+    @TestFactory
+    Stream<DynamicTest> linearVersionsAndEpilogues() {
+        List<DynamicTest> tests = new ArrayList<>();
+        for (Tactics.Version v : Tactics.versions(Tactics.Family.LINEAR)) {
+            for (Precision p : Precision.values()) {
+                if (v.unsupported(p, ctx.computeCapability()) != null) {
+                    continue;
+                }
+                for (Lin l : LINEARS) {
+                    for (Epi e : Epi.values()) {
+                        tests.add(DynamicTest.dynamicTest(v.id() + " " + p + " " + l + " " + e, () -> checkLinear(v, p, l, e)));
+                    }
+                }
+            }
+        }
+        return tests.stream();
+    }
+
+    private static void checkLinear(Tactics.Version v, Precision p, Lin l, Epi e) {
+        boolean fp16 = p == Precision.FP16, geglu = e == Epi.GEGLU;
+        int wRows = geglu ? 2 * l.n() : l.n();
+        Random rnd = new Random((v.id() + l + e).hashCode());
+        float[] x = draw(rnd, l.m() * l.k(), fp16), w = draw(rnd, wRows * l.k(), fp16), b = draw(rnd, wRows, fp16),
+                r = draw(rnd, l.m() * l.n(), fp16);
+        float ws = (float) (1 / Math.sqrt(l.k()));
+        for (int i = 0; i < w.length; i++) {
+            w[i] = fp16 ? Float.float16ToFloat(Float.floatToFloat16(w[i] * ws)) : w[i] * ws;
+        }
+        Shape xs = Shape.of(l.m(), l.k()), wsh = Shape.of(wRows, l.k()), os = Shape.of(l.m(), l.n());
+        // the reference: the CPU backend's linear, then the epilogue in double
+        float[] ref;
+        {
+            Tensor tx = cpu.upload(xs, x), tw = cpu.upload(wsh, w), tb = cpu.upload(Shape.of(wRows), b);
+            Tensor to = cpu.allocate(Shape.of(l.m(), wRows));
+            cpu.linear(tx, tw, e == Epi.NO_BIAS ? null : tb, to);
+            float[] lin = cpu.download(to);
+            for (Tensor t : new Tensor[] {tx, tw, tb, to}) {
+                cpu.release(t);
+            }
+            ref = new float[l.m() * l.n()];
+            for (int i = 0; i < l.m(); i++) {
+                for (int j = 0; j < l.n(); j++) {
+                    double a = lin[i * wRows + j];
+                    ref[i * l.n() + j] = (float) switch (e) {
+                        case BIAS, NO_BIAS -> a;
+                        case RESIDUAL, RESIDUAL_IN_PLACE -> a + r[i * l.n() + j];
+                        case SILU -> a / (1 + Math.exp(-a));
+                        case GEGLU -> {
+                            double g = lin[i * wRows + l.n() + j];
+                            yield a * 0.5 * g * (1 + erf(g / Math.sqrt(2)));
+                        }
+                    };
+                }
+            }
+        }
+        float[] got;
+        try (CudaBackend gpu = new CudaBackend(ctx, p, Tactics.parse(v.id()))) {
+            Tensor tx = gpu.upload(xs, x), tw = gpu.upload(wsh, w), tb = gpu.upload(Shape.of(wRows), b),
+                    tr = gpu.upload(os, r);
+            long bytes = os.numel() * gpu.activationBytes();
+            CudaTensor arena = (CudaTensor) gpu.arena(bytes + 2L * GUARD);
+            ctx.memsetD8(arena.ptr(), SENTINEL, arena.bytes());
+            Tensor out = gpu.view(arena, GUARD, os);
+            switch (e) {
+                case BIAS -> gpu.linear(tx, tw, tb, out);
+                case NO_BIAS -> gpu.linear(tx, tw, null, out);
+                case RESIDUAL -> gpu.linearResidual(tx, tw, tb, tr, out);
+                case RESIDUAL_IN_PLACE -> {
+                    gpu.write(out, r);
+                    gpu.linearResidual(tx, tw, tb, out, out);
+                }
+                case SILU -> gpu.linearSilu(tx, tw, tb, out);
+                case GEGLU -> gpu.linearGeglu(tx, tw, tb, out);
+            }
+            got = gpu.download(out);
+            byte[] head = new byte[GUARD], tail = new byte[GUARD];
+            ctx.copyDtoH(MemorySegment.ofArray(head), arena.ptr(), GUARD);
+            ctx.copyDtoH(MemorySegment.ofArray(tail), arena.ptr() + GUARD + bytes, GUARD);
+            for (int i = 0; i < GUARD; i++) {
+                assertEquals(SENTINEL, head[i], "write before the output");
+                assertEquals(SENTINEL, tail[i], "write past the output");
+            }
+        }
+        double atol = fp16 ? 1e-2 : 1e-4, rtol = fp16 ? 1e-2 : 1e-4;
+        int worst = -1;
+        double worstExcess = 0;
+        for (int i = 0; i < ref.length; i++) {
+            double excess = Math.abs((double) got[i] - ref[i]) - (atol + rtol * Math.abs(ref[i]));
+            if (!(excess <= worstExcess)) {
+                worstExcess = excess;
+                worst = i;
+            }
+        }
+        Compare cmp = Compare.of(ref, got);
+        System.out.printf(Locale.ROOT, "lab %s %s %-16s %-17s PSNR %7.2f dB, max |err| %.3e%n", v.id(), p, l, e,
+                cmp.psnr(), cmp.maxAbsError());
+        assertEquals(0, cmp.nonFinite(), "non-finite values");
+        int w0 = worst;
+        assertTrue(worst < 0, () -> String.format(Locale.ROOT, "element [%d, %d]: %g vs %g", w0 / l.n(), w0 % l.n(),
+                got[w0], ref[w0]));
+        assertTrue(cmp.psnr() >= (fp16 ? 55 : 100), "PSNR " + cmp.psnr());
+    }
+
+    /** erf to double precision (Abramowitz-Stegun 7.1.26 is too coarse here): by its series and continued fraction. */
+    static double erf(double x) {
+        double ax = Math.abs(x);
+        double r;
+        if (ax < 2.5) {
+            double term = ax, sum = ax, x2 = ax * ax;
+            for (int n = 1; n < 60; n++) {
+                term *= -x2 / n;
+                sum += term / (2 * n + 1);
+            }
+            r = 2 / Math.sqrt(Math.PI) * sum;
+        } else {
+            double f = 0;
+            for (int n = 60; n >= 1; n--) {
+                f = n / 2.0 / (ax + f);
+            }
+            r = 1 - Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
+        }
+        return Math.copySign(r, x);
     }
 
     /** A version forced where it cannot run is a one-line error naming it, never a silent fallback. */

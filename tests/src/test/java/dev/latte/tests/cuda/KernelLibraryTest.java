@@ -20,6 +20,7 @@ class KernelLibraryTest {
     private static final Pattern ENTRY = Pattern.compile("extern \"C\" __global__ void(?: __launch_bounds__\\([^)]*\\))?\\s+(\\w+)\\(");
     private static final Pattern MACRO_ENTRY = Pattern.compile("^(?:UNARY|ATTENTION_ENTRY)\\((\\w+)", Pattern.MULTILINE);
     private static final Pattern V2_ENTRY = Pattern.compile("^ATTENTION_V2_ENTRY\\((\\d+),", Pattern.MULTILINE);
+    private static final Pattern LINEAR_V2 = Pattern.compile("^LINEAR_V2_ENTRY\\((\\w+),", Pattern.MULTILINE);
     private static final Pattern INT8_ENTRY = Pattern.compile("^I8_(S32|SCALED)_ENTRY\\((\\w+), (\\w+)", Pattern.MULTILINE);
 
     /** Launcher name → file, as CudaBackend asks for them (each exists as _f32 and _f16). */
@@ -56,6 +57,10 @@ class KernelLibraryTest {
         m = V2_ENTRY.matcher(src);
         while (m.find()) {
             names.add("attention_v2_dp" + m.group(1) + "_f16");
+        }
+        m = LINEAR_V2.matcher(src);
+        while (m.find()) {
+            names.add(m.group(1));
         }
         m = INT8_ENTRY.matcher(src);
         while (m.find()) {
@@ -97,6 +102,12 @@ class KernelLibraryTest {
         for (int width : new int[] {32, 48, 64, 80, 96, 128, 160}) {  // AttentionV2's padded head dims
             if (!v2.contains("attention_v2_dp" + width + "_f16")) {
                 missing.add("attention_v2.cu:attention_v2_dp" + width + "_f16");
+            }
+        }
+        Set<String> linear = entries("gemm_v2.cu");
+        for (String k : List.of("linear_v2_f16", "linear_v2_residual_f16", "linear_v2_silu_f16", "linear_v2_geglu_f16")) {
+            if (!linear.contains(k)) {
+                missing.add("gemm_v2.cu:" + k);
             }
         }
         assertEquals(List.of(), missing, "kernels the launchers use but the sources lack");
