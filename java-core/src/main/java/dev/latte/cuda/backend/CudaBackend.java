@@ -10,7 +10,14 @@ import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.CudaKernel;
 import dev.latte.cuda.KernelArgs;
 import dev.latte.cuda.KernelCache;
+import dev.latte.exec.ArenaStep;
+import dev.latte.exec.PlannedStep;
+import dev.latte.exec.Steps;
+import dev.latte.graph.Graph;
+import dev.latte.graph.Op;
+import dev.latte.graph.OpSupport;
 import dev.latte.math.SleefExp;
+import dev.latte.plan.MemoryPlan;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -39,7 +46,7 @@ import java.util.Set;
  * <p>Where a kernel family has several versions side by side (the kernel lab), {@link Tactics}
  * picks one per call: the default table, or a version forced by name.
  */
-public final class CudaBackend implements Backend {
+public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     public enum Precision { FP32, FP16 }
 
     private static final int ELEMENTWISE_THREADS = 256;
@@ -117,6 +124,28 @@ public final class CudaBackend implements Backend {
     @Override
     public String name() {
         return precision == Precision.FP16 ? "cuda-fp16" : "cuda-fp32";
+    }
+
+    /**
+     * A planned step replayed as one CUDA graph ({@link CudaGraphStep}); with
+     * {@code options.eager()} ({@code -Dlatte.eager=true}) op by op every run.
+     */
+    @Override
+    public ArenaStep prepare(Graph graph, MemoryPlan plan, Map<String, Tensor> params, Steps.Options options) {
+        PlannedStep planned = new PlannedStep(this, graph, plan, params);
+        return options.eager() ? planned : new CudaGraphStep(ctx, planned);
+    }
+
+    /** No int8 kernels behind the Backend methods yet; attention up to head dim {@value #ATT_MAX_D}. */
+    @Override
+    public String unsupported(Op op, Graph g) {
+        if (op instanceof Op.LinearInt8 || op instanceof Op.Conv2dInt8) {
+            return "no int8 kernels behind " + op.kind() + " yet";
+        }
+        if (op instanceof Op.Attention a && g.value(a.q()).shape().dim(2) / a.heads() > ATT_MAX_D) {
+            return "head dim " + g.value(a.q()).shape().dim(2) / a.heads() + " > " + ATT_MAX_D;
+        }
+        return null;
     }
 
     public Precision precision() {
