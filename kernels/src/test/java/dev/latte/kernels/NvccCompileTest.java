@@ -101,7 +101,7 @@ class NvccCompileTest {
                         if (m.find()) {
                             fail(name + ": PTX has " + m.group() + ", which sm_75 lacks");
                         }
-                        boolean tensorCoreOnly = Set.of("attention_v2.cu", "gemm_v2.cu").contains(f.getFileName().toString());
+                        boolean tensorCoreOnly = Set.of("attention_v2.cu", "gemm_v2.cu", "conv_v2.cu").contains(f.getFileName().toString());
                         assertEquals(!tensorCoreOnly, text.contains(".entry "), name + ": kernels left for sm_75");
                         if (f.getFileName().toString().equals("int8_gemm.cu")) {
                             assertTrue(text.contains("dp4a.s32.s32"), name + ": the dp4a path");

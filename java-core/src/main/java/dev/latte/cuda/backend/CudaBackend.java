@@ -64,6 +64,7 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     private final Tactics tactics;
     private final AttentionV2 attentionV2;
     private final LinearV2 linearV2;
+    private final ConvV2 convV2;
     private final Set<CudaTensor> live = Collections.newSetFromMap(new IdentityHashMap<>());
     private final Map<String, Long> frequencyTables = new HashMap<>();
     /** Per kernel, the dynamic shared memory it was allowed beyond the default (the generic attention varies with d). */
@@ -99,6 +100,7 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         this.lib = new KernelLibrary(ctx, KernelCache.defaultCache(), cc);
         this.attentionV2 = new AttentionV2(lib);
         this.linearV2 = new LinearV2(lib);
+        this.convV2 = new ConvV2(lib);
     }
 
     /** Opens device {@code ordinal} and a backend that closes the context with itself. */
@@ -378,6 +380,30 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         long m = (long) n * pOut * qOut;
         check(m < Integer.MAX_VALUE && (long) c * r * s < Integer.MAX_VALUE, what + " (too large)");
         if (m == 0 || k == 0) {
+            return;
+        }
+        Tactics.Version version;
+        try {
+            version = tactics.conv(precision, lib.computeCapability(), c, r, s, h != xs.dim(2) || w != xs.dim(3),
+                    (wgt.ptr() & 15) == 0);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(what + ": " + e.getMessage(), e);
+        }
+        if (version == Tactics.CONV_V2) {
+            long ss = 0;
+            if (norm != null) {
+                int groups = norm.groups();
+                check(groups > 0 && c % groups == 0 && norm.gamma().shape().equals(Shape.of(c))
+                        && norm.beta().shape().equals(Shape.of(c)), what);
+                long statsBytes = (8L * n * groups + 15) / 16 * 16;
+                long base = scratch(statsBytes + 8L * n * c);  // sized first: groupNormStats reuses it
+                long stats = groupNormStats(x, n, groups, (long) (c / groups) * h * w, norm.eps());
+                check(stats == base, what);
+                ss = base + statsBytes;
+                convV2.scaleShift(stats, cuda(what, norm.gamma()).ptr(), cuda(what, norm.beta()).ptr(), ss, n, c, groups);
+            }
+            convV2.launch(x.ptr(), wgt.ptr(), ptr(b), ptr(res), out.ptr(), ss, norm != null && norm.silu(), n, c, h, w,
+                    k, r, s, pOut, qOut, p.strideH(), p.strideW(), p.padTop(), p.padLeft());
             return;
         }
         long stats = 0;

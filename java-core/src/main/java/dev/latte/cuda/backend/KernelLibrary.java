@@ -33,7 +33,8 @@ public final class KernelLibrary implements AutoCloseable {
     public static final List<KernelFile> KERNEL_FILES = List.of(
             new KernelFile("conv.cu", 0), new KernelFile("gemm.cu", 0), new KernelFile("norm.cu", 0),
             new KernelFile("attention.cu", 0), new KernelFile("elementwise.cu", 0), new KernelFile("int8_gemm.cu", 0),
-            new KernelFile("attention_v2.cu", 80), new KernelFile("gemm_v2.cu", 80));
+            new KernelFile("attention_v2.cu", 80), new KernelFile("gemm_v2.cu", 80),
+            new KernelFile("conv_v2.cu", 80));
     /** The names of {@link #KERNEL_FILES}. */
     public static final List<String> FILES = KERNEL_FILES.stream().map(KernelFile::name).toList();
     /** Headers the files include, handed to NVRTC in memory. */

@@ -21,7 +21,8 @@ import java.util.stream.Collectors;
  *       16-byte aligned tensors</td><td>v1</td></tr>
  *   <tr><td>linear</td><td>v2 (pipelined tensor-core GEMM) for fp16 on sm_80+, in_features a multiple
  *       of 8, 16-byte aligned tensors</td><td>v1</td></tr>
- *   <tr><td>conv</td><td>v1</td><td>-</td></tr>
+ *   <tr><td>conv</td><td>v2 (implicit GEMM on tensor-core tiles) for fp16 on sm_80+, C·R·S a multiple of
+ *       8, up to 64 taps, no Upsample2D folded in</td><td>v1</td></tr>
  * </table>
  *
  * A forced version that cannot run a case (storage type, architecture, shape) is an error naming the
@@ -93,9 +94,13 @@ public final class Tactics {
     public static final Version CONV_V1 = new Version(Family.CONV, "v1", "conv.cu", 0, true, true,
             "implicit GEMM on the v1 engine, GroupNorm+SiLU on load, bias and residual in the epilogue");
 
+    public static final Version CONV_V2 = new Version(Family.CONV, "v2", "conv_v2.cu", 80, false, true,
+            "implicit GEMM on 128x128 tensor-core tiles, division-free incremental im2col, cp.async weights,"
+                    + " GroupNorm as one FMA from per-(n, c) scale/shift");
+
     /** Every version of every family, in the order the lab lists them. */
     public static final List<Version> VERSIONS = List.of(ATTENTION_V1, ATTENTION_V2, LINEAR_V1, LINEAR_V2,
-            CONV_V1);
+            CONV_V1, CONV_V2);
 
     private static final Tactics DEFAULTS = new Tactics(new EnumMap<>(Family.class));
 
@@ -216,14 +221,21 @@ public final class Tactics {
         return f;
     }
 
-    /** The version for a family with a single choice per call today (conv): forced or v1. */
-    Version plain(Family family, Precision p, int cc) {
-        Version v = forced.getOrDefault(family, versions(family).getFirst());
-        String reason = v.unsupported(p, cc);
+    /** The conv version for one convolution: forced (an error naming why, if it cannot run), else v2 where it applies, else v1. */
+    Version conv(Precision p, int cc, int c, int r, int s, boolean resized, boolean aligned) {
+        Version f = forced.get(Family.CONV);
+        String v2Reason = CONV_V2.unsupported(p, cc);
+        if (v2Reason == null) {
+            v2Reason = ConvV2.unsupported(c, r, s, resized, aligned);
+        }
+        if (f == null) {
+            return v2Reason == null ? CONV_V2 : CONV_V1;
+        }
+        String reason = f == CONV_V2 ? v2Reason : f.unsupported(p, cc);
         if (reason != null) {
             throw new IllegalArgumentException(reason);
         }
-        return v;
+        return f;
     }
 
     @Override

@@ -60,6 +60,19 @@ class TacticsTest {
     }
 
     @Test
+    void defaultConvTable() {
+        Tactics d = Tactics.defaults();
+        assertSame(Tactics.CONV_V2, d.conv(Precision.FP16, 80, 320, 3, 3, false, true));
+        assertSame(Tactics.CONV_V2, d.conv(Precision.FP16, 90, 2560, 1, 1, false, true));
+        assertSame(Tactics.CONV_V1, d.conv(Precision.FP16, 90, 4, 3, 3, false, true));   // conv_in: C·R·S = 36
+        assertSame(Tactics.CONV_V1, d.conv(Precision.FP16, 90, 1280, 3, 3, true, true)); // Upsample2D folded in
+        assertSame(Tactics.CONV_V1, d.conv(Precision.FP32, 90, 320, 3, 3, false, true));
+        assertSame(Tactics.CONV_V1, d.conv(Precision.FP16, 75, 320, 3, 3, false, true));
+        assertEquals("conv=v2 needs C·R·S a multiple of 8, not 36", assertThrows(IllegalArgumentException.class,
+                () -> Tactics.parse("conv=v2").conv(Precision.FP16, 90, 4, 3, 3, false, true)).getMessage());
+    }
+
+    @Test
     void paddedWidthsAndSharedMemory() {
         assertEquals(48, AttentionV2.width(40));
         assertEquals(80, AttentionV2.width(80));

@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.latte.core.Compare;
+import dev.latte.core.Conv2dParams;
+import dev.latte.core.NormAct;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
 import dev.latte.cpu.CpuBackend;
@@ -27,7 +29,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
 
 /**
- * The kernel lab's attention and linear versions side by side, each forced by name, on small shapes that reach
+ * The kernel lab's attention, linear and conv versions side by side, each forced by name, on small shapes that reach
  * every code path (the emulated device is slow): SD1.5's head dims 40/80/160 and 64, 77-token cross
  * attention, key and query counts that leave partial tiles, several key tiles (the cp.async double
  * buffer), the causal mask, and head dims that are padded. Each result is held to the CPU reference
@@ -336,6 +338,97 @@ class KernelLabTest {
             r = 1 - Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
         }
         return Math.copySign(r, x);
+    }
+
+    // ---------------------------------------------------------------- convolution
+
+    /** x [n, c, h, w], k output channels, r×s kernel, stride, pads (top, left, bottom, right), GroupNorm groups (0: none). */
+    record Cv(int n, int c, int h, int w, int k, int r, int s, Conv2dParams p, int groups, boolean silu, boolean residual,
+              boolean inPlace) {
+        @Override
+        public String toString() {
+            return String.format(Locale.ROOT, "%dx%dx%dx%d->%d %dx%d s%d%s%s%s", n, c, h, w, k, r, s, p.strideH(),
+                    groups > 0 ? " GN" + groups + (silu ? "+SiLU" : "") : "", residual ? " +res" : "",
+                    inPlace ? " in place" : "");
+        }
+    }
+
+    static final List<Cv> CONVS = List.of(
+            new Cv(2, 16, 11, 13, 24, 3, 3, Conv2dParams.of(1, 1), 0, false, false, false),   // 286 pixels: 3 row tiles
+            new Cv(1, 48, 9, 7, 136, 3, 3, Conv2dParams.of(1, 1), 8, true, true, false),     // K past one 128 tile
+            new Cv(2, 40, 6, 6, 40, 3, 3, Conv2dParams.of(1, 1), 8, true, true, true),       // the skip-add in place
+            new Cv(2, 72, 5, 7, 40, 1, 1, Conv2dParams.of(1, 0), 8, false, false, false),    // 1x1 with GN, no SiLU
+            new Cv(1, 24, 13, 11, 24, 3, 3, new Conv2dParams(2, 2, 0, 0, 1, 1), 0, false, false, false),  // downsample
+            new Cv(1, 8, 10, 10, 16, 3, 3, Conv2dParams.of(2, 1), 0, false, false, false));  // C·R·S = 72
+
+    @TestFactory
+    Stream<DynamicTest> convVersionsAgainstTheReference() {
+        List<DynamicTest> tests = new ArrayList<>();
+        for (Tactics.Version v : Tactics.versions(Tactics.Family.CONV)) {
+            for (Precision p : Precision.values()) {
+                if (v.unsupported(p, ctx.computeCapability()) != null) {
+                    continue;
+                }
+                for (Cv cv : CONVS) {
+                    tests.add(DynamicTest.dynamicTest(v.id() + " " + p + " " + cv, () -> checkConv(v, p, cv)));
+                }
+            }
+        }
+        return tests.stream();
+    }
+
+    private static void checkConv(Tactics.Version v, Precision p, Cv cv) {
+        boolean fp16 = p == Precision.FP16;
+        Random rnd = new Random((v.id() + cv).hashCode());
+        int po = cv.p().outHeight(cv.h(), cv.r()), qo = cv.p().outWidth(cv.w(), cv.s());
+        Shape xs = Shape.of(cv.n(), cv.c(), cv.h(), cv.w()), wsh = Shape.of(cv.k(), cv.c(), cv.r(), cv.s()),
+                os = Shape.of(cv.n(), cv.k(), po, qo);
+        float[] x = draw(rnd, (int) xs.numel(), fp16), w = draw(rnd, (int) wsh.numel(), fp16),
+                b = draw(rnd, cv.k(), fp16), res = draw(rnd, (int) os.numel(), fp16),
+                gamma = draw(rnd, cv.c(), fp16), beta = draw(rnd, cv.c(), fp16);
+        float ws = (float) (1 / Math.sqrt(cv.c() * cv.r() * cv.s()));
+        for (int i = 0; i < w.length; i++) {
+            w[i] = fp16 ? Float.float16ToFloat(Float.floatToFloat16(w[i] * ws)) : w[i] * ws;
+        }
+        float[] ref = runConv(cpu, cv, xs, wsh, os, x, w, b, res, gamma, beta);
+        float[] got;
+        try (CudaBackend gpu = new CudaBackend(ctx, p, Tactics.parse(v.id()))) {
+            got = runConv(gpu, cv, xs, wsh, os, x, w, b, res, gamma, beta);
+        }
+        double atol = fp16 ? 1e-2 : 1e-4, rtol = fp16 ? 1e-2 : 1e-4;
+        int worst = -1;
+        double worstExcess = 0;
+        for (int i = 0; i < ref.length; i++) {
+            double excess = Math.abs((double) got[i] - ref[i]) - (atol + rtol * Math.abs(ref[i]));
+            if (!(excess <= worstExcess)) {
+                worstExcess = excess;
+                worst = i;
+            }
+        }
+        Compare cmp = Compare.of(ref, got);
+        System.out.printf(Locale.ROOT, "lab %s %s %-40s PSNR %7.2f dB, max |err| %.3e%n", v.id(), p, cv, cmp.psnr(),
+                cmp.maxAbsError());
+        assertEquals(0, cmp.nonFinite(), "non-finite values");
+        int w0 = worst;
+        assertTrue(worst < 0, () -> String.format(Locale.ROOT, "element %d: %g vs %g", w0, got[w0], ref[w0]));
+        assertTrue(cmp.psnr() >= (fp16 ? 55 : 100), "PSNR " + cmp.psnr());
+    }
+
+    private static float[] runConv(dev.latte.core.Backend be, Cv cv, Shape xs, Shape wsh, Shape os, float[] x, float[] w,
+                                   float[] b, float[] res, float[] gamma, float[] beta) {
+        Tensor tx = be.upload(xs, x), tw = be.upload(wsh, w), tb = be.upload(Shape.of(cv.k()), b),
+                tg = be.upload(Shape.of(cv.c()), gamma), tbe = be.upload(Shape.of(cv.c()), beta);
+        Tensor tr = cv.residual() ? be.upload(os, res) : null;
+        Tensor out = cv.inPlace() ? tr : be.allocate(os);
+        NormAct norm = cv.groups() > 0 ? new NormAct(tg, tbe, cv.groups(), 1e-5f, cv.silu()) : null;
+        be.conv2dFused(tx, norm, tw, tb, cv.p(), tr, out);
+        float[] r = be.download(out);
+        for (Tensor t : new Tensor[] {tx, tw, tb, tg, tbe, tr, cv.inPlace() ? null : out}) {
+            if (t != null) {
+                be.release(t);
+            }
+        }
+        return r;
     }
 
     /** A version forced where it cannot run is a one-line error naming it, never a silent fallback. */

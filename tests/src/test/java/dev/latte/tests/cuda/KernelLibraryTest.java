@@ -20,7 +20,7 @@ class KernelLibraryTest {
     private static final Pattern ENTRY = Pattern.compile("extern \"C\" __global__ void(?: __launch_bounds__\\([^)]*\\))?\\s+(\\w+)\\(");
     private static final Pattern MACRO_ENTRY = Pattern.compile("^(?:UNARY|ATTENTION_ENTRY)\\((\\w+)", Pattern.MULTILINE);
     private static final Pattern V2_ENTRY = Pattern.compile("^ATTENTION_V2_ENTRY\\((\\d+),", Pattern.MULTILINE);
-    private static final Pattern LINEAR_V2 = Pattern.compile("^LINEAR_V2_ENTRY\\((\\w+),", Pattern.MULTILINE);
+    private static final Pattern LINEAR_V2 = Pattern.compile("^(?:LINEAR|CONV)_V2_ENTRY\\((\\w+),", Pattern.MULTILINE);
     private static final Pattern INT8_ENTRY = Pattern.compile("^I8_(S32|SCALED)_ENTRY\\((\\w+), (\\w+)", Pattern.MULTILINE);
 
     /** Launcher name → file, as CudaBackend asks for them (each exists as _f32 and _f16). */
@@ -108,6 +108,12 @@ class KernelLibraryTest {
         for (String k : List.of("linear_v2_f16", "linear_v2_residual_f16", "linear_v2_silu_f16", "linear_v2_geglu_f16")) {
             if (!linear.contains(k)) {
                 missing.add("gemm_v2.cu:" + k);
+            }
+        }
+        Set<String> conv = entries("conv_v2.cu");
+        for (String k : List.of("conv2d_v2_f16", "conv2d_v2_norm_f16", "groupnorm_scale_shift_f16")) {
+            if (!conv.contains(k)) {
+                missing.add("conv_v2.cu:" + k);
             }
         }
         assertEquals(List.of(), missing, "kernels the launchers use but the sources lack");
