@@ -34,7 +34,7 @@ H100_FP16_TFLOPS = 989.4
 H100_BW_TBS = 3.35
 # the versions side by side (Tactics.VERSIONS): which kernel file is which version of which family
 VERSIONS = {"attention.cu": "attention=v1", "attention_v2.cu": "attention=v2", "gemm.cu": "linear=v1",
-            "conv.cu": "conv=v1", "int8_gemm.cu": "int8 gemm"}
+            "conv.cu": "conv=v1", "int8_gemm.cu": "int8 gemm", "gemm_v2.cu": "linear=v2", "conv_v2.cu": "conv=v2"}
 MMA_FLOPS = {"m16n8k16": 4096, "m16n8k8": 2048, "m16n8k32": 8192}
 
 
@@ -203,6 +203,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results/kernels-static.json"))
     ap.add_argument("--no-roofline", action="store_true")
+    ap.add_argument("--keep-roofline", action="store_true",
+                    help="take the roofline block from the existing --out file (it depends on the op table only)")
     args = ap.parse_args()
     cc = nvcc()
     version = run([cc, "--version"]).strip().splitlines()[-1]
@@ -233,7 +235,9 @@ def main():
         "main_loop": "innermost backward-branch loop holding the kernel's mma instructions, else its FMAs",
         "kernels": kernels,
     }
-    if not args.no_roofline:
+    if args.keep_roofline:
+        doc["roofline"] = json.load(open(args.out))["roofline"]
+    elif not args.no_roofline:
         rows, totals = roofline()
         doc["roofline"] = {
             "device": "H100 SXM (datasheet): %.1f TFLOP/s dense fp16 tensor core with fp32 accumulation, %.2f TB/s"

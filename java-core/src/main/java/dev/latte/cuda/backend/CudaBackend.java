@@ -147,7 +147,28 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         if (op instanceof Op.Attention a && g.value(a.q()).shape().dim(2) / a.heads() > ATT_MAX_D) {
             return "head dim " + g.value(a.q()).shape().dim(2) / a.heads() + " > " + ATT_MAX_D;
         }
+        // a kernel version forced by name that cannot run this op's shapes (tensors assumed aligned,
+        // as the arena and allocations are)
+        int cc = lib.computeCapability();
+        try {
+            switch (op) {
+                case Op.Attention a -> tactics.attention(precision, cc, g.value(a.q()).shape().dim(2) / a.heads(), true,
+                        false);
+                case Op.Linear l -> tactics.linear(precision, cc, g.value(l.w()).shape().dim(1), true);
+                case Op.Conv2dFused c -> convVersion(g.value(c.w()).shape(), false);
+                case Op.Conv2d c -> convVersion(g.value(c.w()).shape(), false);
+                case Op.Conv2dUpsampled c -> convVersion(g.value(c.w()).shape(), true);
+                default -> {
+                }
+            }
+        } catch (IllegalArgumentException e) {
+            return e.getMessage();
+        }
         return null;
+    }
+
+    private void convVersion(Shape w, boolean resized) {
+        tactics.conv(precision, lib.computeCapability(), w.dim(1), w.dim(2), w.dim(3), resized, true);
     }
 
     public Precision precision() {
