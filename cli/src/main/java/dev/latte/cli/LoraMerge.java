@@ -6,6 +6,7 @@ import dev.latte.weights.DType;
 import dev.latte.weights.SafeTensorsFile;
 import dev.latte.weights.SafeTensorsWriter;
 import dev.latte.weights.TensorInfo;
+import dev.latte.weights.Text;
 import dev.latte.weights.WeightsException;
 
 import java.io.IOException;
@@ -81,8 +82,10 @@ final class LoraMerge {
     static void report(Lora lora, PrintStream err) {
         List<String> unknown = lora.unknownKeys();
         if (!unknown.isEmpty()) {
-            err.println("latte: warning: " + lora.file() + ": " + unknown.size() + " tensor(s) match no UNet weight"
-                    + " and are ignored: " + String.join(", ", unknown));
+            String shown = unknown.stream().limit(10).map(Text::quote).collect(Collectors.joining(", "))
+                    + (unknown.size() > 10 ? ", ... (" + (unknown.size() - 10) + " more)" : "");
+            err.println("latte: warning: " + Text.oneLine(lora.file() + ": " + unknown.size()
+                    + " tensor(s) match no UNet weight and are ignored: " + shown));
         }
     }
 

@@ -12,6 +12,7 @@ import dev.latte.graph.NonFiniteException;
 import dev.latte.model.GoldenCase;
 import dev.latte.model.UNetModel;
 import dev.latte.model.UNetRunner;
+import dev.latte.weights.Text;
 import dev.latte.weights.WeightsException;
 
 import java.io.PrintStream;
@@ -101,11 +102,15 @@ public final class Main {
                 case "plan" -> Plan.run(new Args("plan", rest, Plan.OPTIONS), out);
                 case "export-random" -> UnetBench.export(new Args("export-random", rest,
                         Set.of("config", "out", "seed", "dtype")), out);
-                default -> throw new Args.UsageException("unknown command '" + args[0] + "'\n" + USAGE);
+                default -> {
+                    err.println("latte: unknown command '" + Text.quote(args[0]) + "'");
+                    err.print(USAGE);
+                    yield 2;
+                }
             };
         } catch (Args.UsageException | WeightsException | GraphException | NonFiniteException
                  | IllegalArgumentException | UncheckedIOException e) {
-            err.println("latte: " + e.getMessage());
+            err.println("latte: " + Text.oneLine(e.getMessage()));
             return 2;
         } catch (OutOfMemoryError e) {
             err.println("latte: out of Java heap (" + e.getMessage() + "); raise it with LATTE_JAVA_OPTS=-Xmx...");
@@ -156,7 +161,9 @@ public final class Main {
         try (Backend backend = backend(a); UNetModel model = UNetModel.load(modelDir);
              UNetRunner runner = new UNetRunner(model, backend,
                      Int8Mode.parse(a.get("int8-mode", "w8a16")))) {
-            err.println("latte: running " + golden.getFileName() + " on " + backend.name() + "...");
+            // progress on stdout: stderr holds nothing but the one error line, if any
+            out.println("running " + Text.quote(String.valueOf(golden.getFileName())) + " on " + backend.name() + "...");
+            out.flush();
             long t0 = System.nanoTime();
             List<GoldenCase.Row> rows = GoldenCase.validate(runner, golden);
             long ms = (System.nanoTime() - t0) / 1_000_000;

@@ -3,6 +3,7 @@ package dev.latte.prune;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.latte.model.ModelWriter;
 import dev.latte.model.UNetModel;
+import dev.latte.weights.Text;
 import dev.latte.weights.DType;
 import dev.latte.weights.SafeTensorsFile;
 import dev.latte.weights.SafeTensorsWriter;
@@ -255,7 +256,7 @@ public final class Pruner {
         private double[] rowSquares(String name) {
             SafeTensorsFile src = grads != null && grads.contains(name) ? grads : weights;
             if (src == grads && !Arrays.equals(grads.info(name).shape(), weights.info(name).shape())) {
-                throw new WeightsException(grads.path().getFileName() + ": gradient '" + name + "' has shape "
+                throw new WeightsException(grads.path().getFileName() + ": gradient '" + Text.quote(name) + "' has shape "
                         + Arrays.toString(grads.info(name).shape()) + ", the weight "
                         + Arrays.toString(weights.info(name).shape()));
             }

@@ -116,7 +116,7 @@ public final class SafeTensorsFile implements AutoCloseable {
     public TensorInfo info(String name) {
         TensorInfo t = tensors.get(name);
         if (t == null) {
-            throw new WeightsException(Json.oneLine(fileName + ": no tensor '" + name + "'" + nearestHint(name)));
+            throw new WeightsException(Json.oneLine(fileName + ": no tensor '" + Text.quote(name) + "'" + nearestHint(name)));
         }
         return t;
     }
@@ -165,7 +165,7 @@ public final class SafeTensorsFile implements AutoCloseable {
     public long[] toLongArray(String name) {
         TensorInfo t = info(name);
         if (t.dtype().isFloatingPoint()) {
-            throw new WeightsException(fileName + ": tensor '" + name + "' is " + t.dtype() + ", not an integer type");
+            throw new WeightsException(fileName + ": tensor '" + Text.quote(name) + "' is " + t.dtype() + ", not an integer type");
         }
         MemorySegment s = slice(t);
         long[] out = new long[arrayLength(t)];
@@ -208,7 +208,7 @@ public final class SafeTensorsFile implements AutoCloseable {
     private int arrayLength(TensorInfo t) {
         long n = t.numel();
         if (n > Integer.MAX_VALUE - 8) {
-            throw new WeightsException(fileName + ": tensor '" + t.name() + "' has " + n
+            throw new WeightsException(fileName + ": tensor '" + Text.quote(t.name()) + "' has " + n
                     + " elements, too many for a Java array");
         }
         return (int) n;
@@ -247,6 +247,6 @@ public final class SafeTensorsFile implements AutoCloseable {
 
     private static String fileName(Path path) {
         Path f = path.getFileName();
-        return f == null ? path.toString() : f.toString();
+        return Text.quote(f == null ? path.toString() : f.toString());
     }
 }
