@@ -119,9 +119,13 @@ public final class CpuBackend implements Backend {
     /** One host float array of {@code bytes / 4} floats (fp32 plans: {@code bytes} is a multiple of 4). */
     @Override
     public Tensor arena(long bytes) {
-        if (bytes < 0 || bytes % Float.BYTES != 0 || bytes / Float.BYTES > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("arena: " + bytes + " bytes is not a whole number of floats"
-                    + " that fits one Java array");
+        if (bytes < 0 || bytes % Float.BYTES != 0) {
+            throw new IllegalArgumentException("arena: " + bytes + " bytes is not a whole number of floats");
+        }
+        if (bytes / Float.BYTES > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("cpu backend: these inputs need a " + bytes / (1L << 20)
+                    + " MiB activation arena, more than one Java array holds (" + (Integer.MAX_VALUE - 8L) * 4 / (1L << 20)
+                    + " MiB); use a smaller --height/--width or --batch");
         }
         allocations.incrementAndGet();
         return new CpuTensor(Shape.of((int) (bytes / Float.BYTES)));

@@ -6,10 +6,10 @@ import dev.latte.graph.Graph;
 import dev.latte.graph.Value;
 import dev.latte.graph.WeightFormat;
 import dev.latte.unet.UNet2DConditionModel;
-import dev.latte.weights.Text;
 import dev.latte.weights.DType;
 import dev.latte.weights.SafeTensorsFile;
 import dev.latte.weights.TensorInfo;
+import dev.latte.weights.Text;
 import dev.latte.weights.UNetConfig;
 import dev.latte.weights.WeightsException;
 
@@ -58,11 +58,26 @@ public final class UNetModel implements AutoCloseable {
         SafeTensorsFile weights = SafeTensorsFile.open(weightsPath);
         try {
             check(unet, weights, format(config, weights, Int8Mode.W8A16));
+            checkFinite(weights);
         } catch (RuntimeException e) {
             weights.close();
             throw e;
         }
         return new UNetModel(dir, unet, weights);
+    }
+
+    /**
+     * NaN/Inf in a weight, named at load for every command: found later, only the op that read it
+     * could be named, and commands that write models (quantize, prune, lora-merge) would carry it on.
+     */
+    private static void checkFinite(SafeTensorsFile weights) {
+        for (TensorInfo t : weights.tensors()) {
+            long bad = weights.nonFiniteCount(t.name());
+            if (bad > 0) {
+                throw new WeightsException(Text.quote(weights.path().getFileName().toString()) + ": tensor '"
+                        + Text.quote(t.name()) + "' holds " + bad + " NaN/Inf values (of " + t.numel() + ")");
+            }
+        }
     }
 
     private static void check(UNet2DConditionModel unet, SafeTensorsFile weights, WeightFormat format) {

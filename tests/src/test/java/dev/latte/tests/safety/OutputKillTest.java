@@ -1,0 +1,161 @@
+package dev.latte.tests.safety;
+
+import dev.latte.model.UNetModel;
+import dev.latte.weights.AtomicFiles;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.function.Predicate;
+import java.util.stream.Stream;
+
+import static dev.latte.tests.safety.Models.WEIGHTS;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * kill -9 at several points of a large model write ({@code latte export-random}, ~70 MB, over a
+ * folder holding an older export) in a child JVM: afterwards the folder holds the old model or the
+ * new one, whole and loadable, and nothing else; beside it there is nothing but temporaries the
+ * next write recognises and removes. Before the fix, a killed quantize/prune left config.json and a
+ * .tmp (the old weights were deleted before writing began).
+ */
+@Timeout(900)
+class OutputKillTest {
+    private static final String CONFIG = """
+            {"_class_name": "UNet2DConditionModel", "attention_head_dim": 8, "block_out_channels": [64, 128, 192, 192],
+             "cross_attention_dim": 192, "layers_per_block": 2, "norm_num_groups": 32, "sample_size": 32,
+             "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+             "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]}
+            """;
+
+    @TempDir
+    Path tmp;
+
+    private record Point(String name, Predicate<State> when) {
+    }
+
+    /** What the parent sees of the child's write while polling. */
+    private record State(long stagedBytes, boolean swapped) {
+    }
+
+    @Test
+    void killedWritesLeaveTheOldModelOrTheNewOneWhole() throws Exception {
+        Path cfg = Files.writeString(Files.createDirectories(tmp.resolve("cfg")).resolve("config.json"), CONFIG);
+        Path refs = Files.createDirectories(tmp.resolve("refs"));
+        Path oldRef = refs.resolve("old"), newRef = refs.resolve("new");
+        assertEquals(0, export(cfg, oldRef, 1).waitFor());
+        assertEquals(0, export(cfg, newRef, 2).waitFor());
+        long size = Files.size(newRef.resolve(WEIGHTS));
+        assertTrue(size > 50_000_000, "a large write: " + size);
+
+        List<Point> points = List.of(
+                new Point("staging begun", s -> s.stagedBytes() > 0),
+                new Point("staged 25%", s -> s.stagedBytes() >= size / 4),
+                new Point("staged 50%", s -> s.stagedBytes() >= size / 2),
+                new Point("staged 90%", s -> s.stagedBytes() >= size * 9 / 10),
+                new Point("staged whole, syncing or swapping", s -> s.stagedBytes() >= size),
+                new Point("swapped, old being deleted", State::swapped));
+        Path work = Files.createDirectories(tmp.resolve("work"));
+        Path out = work.resolve("model");
+        int killedMidWrite = 0;
+        List<String> outcomes = new ArrayList<>();
+        for (Point p : points) {
+            deleteTree(out);
+            copyTree(oldRef, out);
+            Object oldKey = key(out.resolve(WEIGHTS));
+            Process child = export(cfg, out, 2);
+            boolean killed = false;
+            while (child.isAlive()) {
+                if (p.when().test(state(work, out, oldKey))) {
+                    child.destroyForcibly(); // SIGKILL: no shutdown hook, no finally
+                    killed = true;
+                    break;
+                }
+                Thread.onSpinWait();
+            }
+            child.waitFor();
+            killedMidWrite += killed ? 1 : 0;
+
+            // the folder: exactly config.json and one weights file, byte for byte the old or the new
+            assertEquals(Set.of("config.json", WEIGHTS), OutputSafetyTest.names(out), p.name());
+            boolean isOld = Files.mismatch(out.resolve(WEIGHTS), oldRef.resolve(WEIGHTS)) == -1;
+            boolean isNew = Files.mismatch(out.resolve(WEIGHTS), newRef.resolve(WEIGHTS)) == -1;
+            assertTrue(isOld || isNew, p.name() + ": weights are neither the old nor the new model");
+            try (UNetModel m = UNetModel.load(out)) {
+                assertEquals(4, m.config().levels());
+            }
+            // beside it: only temporaries that the next write recognises
+            for (String n : OutputSafetyTest.names(work)) {
+                assertTrue(n.equals("model") || AtomicFiles.isTemporary(n), p.name() + ": left '" + n + "'");
+            }
+            AtomicFiles.removeStale(work);
+            assertEquals(Set.of("model"), OutputSafetyTest.names(work), p.name());
+            String outcome = (killed ? "killed" : "finished before the point") + ", left the " + (isOld ? "old" : "new")
+                    + " model";
+            outcomes.add(p.name() + ": " + outcome);
+            System.out.println("KILL-TEST " + p.name() + ": " + outcome);
+        }
+        assertTrue(killedMidWrite >= 4, "too few kills landed mid-write: " + outcomes);
+    }
+
+    private State state(Path work, Path out, Object oldKey) {
+        long staged = 0;
+        try (Stream<Path> s = Files.list(work)) {
+            for (Path p : s.toList()) {
+                if (p.getFileName().toString().startsWith(".model.latte-tmp.")) {
+                    Path w = p.resolve(WEIGHTS);
+                    staged = Math.max(staged, Files.exists(w) ? Files.size(w) : 0);
+                }
+            }
+        } catch (IOException e) {
+            // a folder renamed away while listed: the next poll sees the new state
+        }
+        Object now = key(out.resolve(WEIGHTS));
+        return new State(staged, now != null && !now.equals(oldKey));
+    }
+
+    private static Object key(Path p) {
+        try {
+            return Files.readAttributes(p, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
+        } catch (IOException e) {
+            return null;
+        }
+    }
+
+    private static Process export(Path cfg, Path out, long seed) throws IOException {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        return new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-Xmx2g", "-cp",
+                System.getProperty("java.class.path"), "dev.latte.cli.Main", "export-random", "--config", cfg.toString(),
+                "--out", out.toString(), "--seed", Long.toString(seed), "--dtype", "fp32")
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                .redirectError(ProcessBuilder.Redirect.INHERIT)
+                .start();
+    }
+
+    private static void copyTree(Path from, Path to) throws IOException {
+        Files.createDirectories(to);
+        try (Stream<Path> s = Files.list(from)) {
+            for (Path f : s.toList()) {
+                Files.copy(f, to.resolve(f.getFileName()));
+            }
+        }
+    }
+
+    private static void deleteTree(Path p) throws IOException {
+        if (Files.exists(p)) {
+            try (Stream<Path> s = Files.walk(p)) {
+                s.sorted((a, b) -> b.getNameCount() - a.getNameCount()).map(Path::toFile).forEach(File::delete);
+            }
+        }
+    }
+}
