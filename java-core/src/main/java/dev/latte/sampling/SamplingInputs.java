@@ -1,9 +1,9 @@
 package dev.latte.sampling;
 
 import dev.latte.core.Shape;
-import dev.latte.graph.Executor;
-import dev.latte.weights.Text;
+import dev.latte.exec.Executor;
 import dev.latte.weights.SafeTensorsFile;
+import dev.latte.weights.Text;
 import dev.latte.weights.WeightsException;
 
 import java.nio.file.Path;

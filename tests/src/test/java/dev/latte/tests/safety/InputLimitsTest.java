@@ -93,7 +93,7 @@ class InputLimitsTest {
                 "--batch must be in 1..64");
         assertRefused(latte("plan", "--config", tiny(), "--height", "64", "--width", "60"), "multiple of 8");
         assertRefused(latte("validate", "--model", tiny(), "--golden", case0(), "--dtype", "junk"),
-                "--dtype junk", "cpu backend computes fp32");
+                "--dtype must be fp32, fp16 or int8, not 'junk'");
     }
 
     @Test
