@@ -20,7 +20,8 @@ import java.util.Set;
 
 /**
  * {@code latte COMMAND [--option value]...}. Exit codes: 0 success, 1 a validation below its
- * threshold, 2 bad input or usage (one line on stderr, no stack trace).
+ * threshold, 2 bad input or usage (one line on stderr, no stack trace), 3 an internal error (a bug:
+ * one line too, the stack trace with {@code LATTE_DEBUG=1}).
  */
 public final class Main {
     static final String USAGE = """
@@ -112,6 +113,14 @@ public final class Main {
         } catch (OutOfMemoryError e) {
             err.println("latte: out of Java heap (" + e.getMessage() + "); raise it with LATTE_JAVA_OPTS=-Xmx...");
             return 2;
+        } catch (RuntimeException e) {
+            // a bug, not bad input: still one line, the trace on request
+            if (System.getenv("LATTE_DEBUG") != null) {
+                e.printStackTrace(err);
+            }
+            err.println("latte: internal error: " + e.getClass().getSimpleName() + ": " + Text.oneLine(e.getMessage())
+                    + " (a bug; LATTE_DEBUG=1 prints the stack trace)");
+            return 3;
         }
     }
 

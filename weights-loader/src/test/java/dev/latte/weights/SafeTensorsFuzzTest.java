@@ -26,6 +26,13 @@ class SafeTensorsFuzzTest {
                 f.data(t.name());
                 float[] v = f.toFloatArray(t.name());
                 assertTrue(v.length == t.numel(), t.toString());
+                long nonFinite = 0;
+                for (float x : v) {
+                    nonFinite += Float.isFinite(x) ? 0 : 1;
+                }
+                if (t.dtype() != DType.F64) { // F64 → float can overflow to Inf; the scan reads doubles
+                    assertTrue(f.nonFiniteCount(t.name()) == nonFinite, t.toString());
+                }
                 if (!t.dtype().isFloatingPoint()) {
                     f.toLongArray(t.name());
                 }
