@@ -41,7 +41,7 @@ final class Plan {
                         + String.join(", ", BuiltinConfigs.names()) + ") nor a model folder or config.json");
             }
             cfg = UNetConfig.load(p);
-            source = p.toString();
+            source = (Files.isDirectory(p) ? p.resolve("config.json") : p).toString();
         }
         int height = a.imageSide("height", 512), width = a.imageSide("width", 512);
         int batch = a.batch(), context = a.context();

@@ -43,6 +43,9 @@ class InputLimitsTest {
             "sample_size | -16 | 'sample_size' must be in 1..",
             "latte_quantization | \"int4-magic\" | 'latte_quantization' must be \"int8-per-channel\"",
             "_class_name | \"UNet2DModel\" | '_class_name' must be \"UNet2DConditionModel\"",
+            // found by ConfigFuzzTest: the unsupported value was printed raw, DEL and C1 controls included
+            "down_block_types | [\"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\", \"Do\u007f\u0091Block2D\"]"
+                    + " | down_block_types = Do\\x7f\\x91Block2D is not supported",
     })
     void badConfigValuesAreNamedByEveryCommand(String key, String value, String expected) throws IOException {
         Path m = Models.withConfig(tmp.resolve("m"), key, value);
