@@ -7,11 +7,14 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.io.File;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.function.Predicate;
@@ -47,7 +50,7 @@ class OutputKillTest {
     private record Point(String name, Predicate<State> when) {
     }
 
-    /** What the parent sees of the child's write while polling. */
+    /** What the parent sees of the child's write while polling: new bytes on disk, and whether the folder changed. */
     private record State(long stagedBytes, boolean swapped) {
     }
 
@@ -62,11 +65,11 @@ class OutputKillTest {
         assertTrue(size > 50_000_000, "a large write: " + size);
 
         List<Point> points = List.of(
-                new Point("staging begun", s -> s.stagedBytes() > 0),
-                new Point("staged 25%", s -> s.stagedBytes() >= size / 4),
-                new Point("staged 50%", s -> s.stagedBytes() >= size / 2),
-                new Point("staged 90%", s -> s.stagedBytes() >= size * 9 / 10),
-                new Point("staged whole, syncing or swapping", s -> s.stagedBytes() >= size),
+                new Point("writing begun", s -> s.stagedBytes() > 0),
+                new Point("25% written", s -> s.stagedBytes() >= size / 4),
+                new Point("50% written", s -> s.stagedBytes() >= size / 2),
+                new Point("90% written", s -> s.stagedBytes() >= size * 9 / 10),
+                new Point("all written, syncing or swapping", s -> s.stagedBytes() >= size),
                 new Point("swapped, old being deleted", State::swapped));
         Path work = Files.createDirectories(tmp.resolve("work"));
         Path out = work.resolve("model");
@@ -76,10 +79,11 @@ class OutputKillTest {
             deleteTree(out);
             copyTree(oldRef, out);
             Object oldKey = key(out.resolve(WEIGHTS));
+            Set<Object> oldKeys = new HashSet<>(Arrays.asList(oldKey, key(out.resolve("config.json"))));
             Process child = export(cfg, out, 2);
             boolean killed = false;
             while (child.isAlive()) {
-                if (p.when().test(state(work, out, oldKey))) {
+                if (p.when().test(state(work, out, oldKeys, oldKey))) {
                     child.destroyForcibly(); // SIGKILL: no shutdown hook, no finally
                     killed = true;
                     break;
@@ -112,20 +116,24 @@ class OutputKillTest {
         assertTrue(killedMidWrite >= 4, "too few kills landed mid-write: " + outcomes);
     }
 
-    private State state(Path work, Path out, Object oldKey) {
-        long staged = 0;
-        try (Stream<Path> s = Files.list(work)) {
+    /**
+     * New bytes anywhere under {@code work} (every file but the old model's, wherever the writer
+     * puts its temporaries), and whether the folder's weights are another file than the old ones.
+     */
+    private State state(Path work, Path out, Set<Object> oldKeys, Object oldWeights) {
+        long written = 0;
+        try (Stream<Path> s = Files.walk(work)) {
             for (Path p : s.toList()) {
-                if (p.getFileName().toString().startsWith(".model.latte-tmp.")) {
-                    Path w = p.resolve(WEIGHTS);
-                    staged = Math.max(staged, Files.exists(w) ? Files.size(w) : 0);
+                Object k = key(p);
+                if (k != null && Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS) && !oldKeys.contains(k)) {
+                    written += Files.size(p);
                 }
             }
-        } catch (IOException e) {
-            // a folder renamed away while listed: the next poll sees the new state
+        } catch (IOException | UncheckedIOException e) {
+            // a file renamed or deleted while walked: the next poll sees the new state
         }
         Object now = key(out.resolve(WEIGHTS));
-        return new State(staged, now != null && !now.equals(oldKey));
+        return new State(written, now != null && !now.equals(oldWeights));
     }
 
     private static Object key(Path p) {
