@@ -7,7 +7,7 @@ Run after `mvn -B verify` (which leaves each test's stdout in target/surefire-re
     python3 bench/readme_numbers.py --check   # exit 1 if README.md differs from the tests' output
 
 Blocks (each between <!-- generated:NAME --> and <!-- /generated:NAME -->):
-  psnr       UNetTinyGoldenTest and CpuOpsGoldenTest: PSNR per stored tensor, lowest over the cases
+  psnr       UNetTinyGoldenTest and OpsGoldenTest (CPU backend rows): PSNR per stored tensor, lowest over the cases
   schedulers SchedulerGoldenTest: alphas_cumprod and the worst step of each trajectory
   kill       OutputKillTest: where each kill -9 landed and what it left
 """
@@ -30,11 +30,14 @@ def test_output():
 
 def psnr_block(out):
     cases = {}  # tensor -> {case: dB}
-    for case, name, db in re.findall(r"unet-tiny (case-\d+) (\S+)\s+PSNR ([-\d.]+|NaN|Infinity) dB", out):
-        cases.setdefault(name, {})[case] = float(db)
-    ops = [float(db) for db in re.findall(r"\[ops/cpu\] \S+\s+PSNR\s+([-\d.]+) dB", out)]
+    # "unet-tiny [BACKEND] case-N TENSOR PSNR X dB": the CPU backend's rows (or rows naming none)
+    for backend, case, name, db in re.findall(
+            r"unet-tiny (?:(\w+) )?(case-\d+) (\S+)\s+PSNR ([-\d.]+|NaN|Infinity) dB", out):
+        if backend in ("", "cpu"):
+            cases.setdefault(name, {})[case] = float(db)
+    ops = list({name: float(db) for name, db in re.findall(r"\[ops/cpu\] (\S+)\s+PSNR\s+([-\d.]+) dB", out)}.values())
     if "out" not in cases or not ops:
-        sys.exit("readme_numbers: no UNetTinyGoldenTest/CpuOpsGoldenTest output in */target/surefire-reports;"
+        sys.exit("readme_numbers: no UNetTinyGoldenTest/OpsGoldenTest output in */target/surefire-reports;"
                  " run `mvn -B verify` first")
     out_dbs = cases.pop("out")
     lowest = {name: min(v.values()) for name, v in cases.items()}
