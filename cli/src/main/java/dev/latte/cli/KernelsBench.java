@@ -34,6 +34,7 @@ final class KernelsBench {
     }
 
     static int run(Args a, PrintStream out, PrintStream err) {
+        a.outputFile("json");
         String dtype = a.get("dtype", "fp16");
         int elementBytes = switch (dtype) {
             case "fp16" -> 2;
@@ -41,7 +42,7 @@ final class KernelsBench {
             default -> throw new Args.UsageException("bench kernels: --dtype must be fp16 or fp32, not '" + dtype
                     + "'");
         };
-        int runs = a.getInt("runs", 20), warmup = a.getInt("warmup", 5), batch = a.getInt("batch", 2);
+        int runs = a.getInt("runs", 20), warmup = a.getInt("warmup", 5), batch = a.batch();
         if (runs < 20 || warmup < 1 || batch < 1) {
             throw new Args.UsageException("bench kernels: --runs must be >= 20, --warmup >= 1, --batch >= 1");
         }

@@ -30,6 +30,7 @@ final class Plan {
     }
 
     static int run(Args a, PrintStream out) {
+        a.outputFile("json");
         String configName = a.required("config");
         UNetConfig cfg = BuiltinConfigs.byName(configName);
         String source = "built-in " + configName;
@@ -40,10 +41,10 @@ final class Plan {
                         + String.join(", ", BuiltinConfigs.names()) + ") nor a model folder or config.json");
             }
             cfg = UNetConfig.load(p);
-            source = p.toString();
+            source = (Files.isDirectory(p) ? p.resolve("config.json") : p).toString();
         }
-        int height = a.getInt("height", 512), width = a.getInt("width", 512);
-        int batch = a.getInt("batch", 2), context = a.getInt("context", 77);
+        int height = a.imageSide("height", 512), width = a.imageSide("width", 512);
+        int batch = a.batch(), context = a.context();
         if (height <= 0 || width <= 0 || height % BuiltinConfigs.VAE_SCALE != 0 || width % BuiltinConfigs.VAE_SCALE != 0) {
             throw new Args.UsageException("plan: --height and --width are image pixels, positive multiples of "
                     + BuiltinConfigs.VAE_SCALE + "; got " + height + "x" + width);

@@ -45,7 +45,11 @@ final class Sample {
     }
 
     static int run(Args a, PrintStream out, PrintStream err) {
-        String outBase = a.required("out").replaceFirst("\\.safetensors$", "");
+        String outBase = a.required("out").replaceFirst("\\.(safetensors|png)$", "");
+        Path st = a.path("out", outBase + ".safetensors"), png = a.path("out", outBase + ".png");
+        var inputs = a.inputs("out");
+        inputs.checkFile(st, "sample: --out");
+        inputs.checkFile(png, "sample: --out");
         Scheduler scheduler = scheduler(a);
         double guidance = a.getDouble("guidance", scheduler instanceof LcmScheduler ? 1.0 : 7.5);
         long seed = seed(a);
@@ -74,8 +78,6 @@ final class Sample {
                             }
                         });
                 double seconds = (System.nanoTime() - t0) / 1e9;
-                Path st = Path.of(outBase + ".safetensors"), png = Path.of(outBase + ".png");
-                createParent(st);
                 latentsFile(result, shape, init.values(), scheduler, trace, metadata(a, scheduler, guidance, seed,
                         unet)).write(st);
                 LatentPreview.write(result, init.batch(), channels, init.height(), init.width(), png);
@@ -100,14 +102,18 @@ final class Sample {
                 if (a.get("original-steps", null) != null) {
                     throw new Args.UsageException("sample: --original-steps is for --scheduler lcm");
                 }
-                yield new DdimScheduler(cfg, a.getInt("steps", 50), a.getDouble("eta", 0));
+                double eta = a.getDouble("eta", 0);
+                if (eta < 0) {
+                    throw new Args.UsageException("sample: --eta must be >= 0, got " + eta);
+                }
+                yield new DdimScheduler(cfg, a.getInt("steps", 50, 1, 1000), eta);
             }
             case "lcm" -> {
                 if (a.get("eta", null) != null || a.get("spacing", null) != null) {
                     throw new Args.UsageException("sample: --eta and --spacing are for --scheduler ddim");
                 }
-                yield new LcmScheduler(cfg.withOriginalInferenceSteps(a.getInt("original-steps", 50)),
-                        a.getInt("steps", 4));
+                yield new LcmScheduler(cfg.withOriginalInferenceSteps(a.getInt("original-steps", 50, 1, 1000)),
+                        a.getInt("steps", 4, 1, 1000));
             }
             default -> throw new Args.UsageException("sample: unknown scheduler '" + name + "' (known: ddim, lcm)");
         };
@@ -126,9 +132,11 @@ final class Sample {
             return l;
         }
         int side = model.config().sampleSize() == null ? 64 : model.config().sampleSize();
-        int h = a.getInt("height", side), w = a.getInt("width", side);
-        if (h < 1 || w < 1) {
-            throw new Args.UsageException("sample: --height and --width (latent pixels) must be positive");
+        int h = a.latentSide("height", side), w = a.latentSide("width", side);
+        int step = 1 << (model.config().levels() - 1); // every down block but the last halves H and W
+        if (h % step != 0 || w % step != 0) {
+            throw new Args.UsageException("sample: --height and --width (latent pixels) must be multiples of " + step
+                    + " for this model's " + model.config().levels() + " levels, got " + h + "x" + w);
         }
         return new SamplingInputs.Latents(gaussian.next(batch * channels * h * w), batch, channels, h, w);
     }
@@ -217,15 +225,6 @@ final class Sample {
             return Long.parseLong(v);
         } catch (NumberFormatException e) {
             throw new Args.UsageException("sample: --seed needs an integer, got '" + v + "'");
-        }
-    }
-
-    static void createParent(Path file) {
-        Path parent = file.toAbsolutePath().getParent();
-        try {
-            Files.createDirectories(parent);
-        } catch (IOException e) {
-            throw new IllegalArgumentException(parent + ": cannot create: " + e.getMessage());
         }
     }
 }

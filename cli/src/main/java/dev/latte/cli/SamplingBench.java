@@ -45,6 +45,7 @@ final class SamplingBench {
     static int run(List<String> args, PrintStream out, PrintStream err) {
         Args a = new Args("bench sampling", args, Set.of("model", "context", "repeat", "seed", "backend", "threads",
                 "json"));
+        a.outputFile("json");
         int repeat = a.getInt("repeat", 3);
         if (repeat < 1) {
             throw new Args.UsageException("bench sampling: --repeat must be >= 1");

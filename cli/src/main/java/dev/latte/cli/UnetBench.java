@@ -79,14 +79,15 @@ final class UnetBench {
     }
 
     static int run(Args a, PrintStream out, PrintStream err) {
+        a.outputFile("json");
         Config c = config(a.required("config"), "bench unet");
         String backendName = a.get("backend", "cpu");
         String dtype = a.get("dtype", backendName.equals("cuda") ? "fp16" : "fp32");
         if (!List.of("fp32", "fp16", "int8").contains(dtype)) {
             throw new Args.UsageException("bench unet: --dtype must be fp32, fp16 or int8, not '" + dtype + "'");
         }
-        int batch = a.getInt("batch", 2), height = a.getInt("height", 512), width = a.getInt("width", 512);
-        int context = a.getInt("context", 77), warmup = a.getInt("warmup", 3), iters = a.getInt("iters", 20);
+        int batch = a.batch(), height = a.imageSide("height", 512), width = a.imageSide("width", 512);
+        int context = a.context(), warmup = a.getInt("warmup", 3), iters = a.getInt("iters", 20);
         long seed = a.getInt("seed", 0);
         boolean useGraph = a.flag("graph");
         if (height <= 0 || width <= 0 || height % 8 != 0 || width % 8 != 0) {
@@ -328,7 +329,7 @@ final class UnetBench {
             case "fp32" -> DType.F32;
             default -> throw new Args.UsageException("export-random: --dtype must be fp16 or fp32");
         };
-        Path dir = Path.of(a.required("out"));
+        Path dir = a.outputModelFolder("out");
         RandomWeights.export(dir, c.json(), seed, dtype);
         out.println("wrote " + dir.resolve("config.json") + " and " + dir.resolve("diffusion_pytorch_model.safetensors")
                 + " (" + c.name() + ", seed " + seed + ", " + dtype + ")");

@@ -167,8 +167,11 @@ public final class OpChecks {
 
     /** The floats of a host (Java array) arena of {@code bytes}: a whole number that fits one array. */
     public static int hostArenaFloats(long bytes) {
-        check(bytes >= 0 && bytes % Float.BYTES == 0 && bytes / Float.BYTES <= Integer.MAX_VALUE - 8,
-                "arena: " + bytes + " bytes is not a whole number of floats that fits one Java array");
+        check(bytes >= 0 && bytes % Float.BYTES == 0, "arena: " + bytes + " bytes is not a whole number of floats");
+        // said in the user's terms: an input this large is what makes it (4096² latents did)
+        check(bytes / Float.BYTES <= Integer.MAX_VALUE - 8, "these inputs need a " + (bytes >> 20)
+                + " MiB activation arena, more than one Java array holds (" + ((Integer.MAX_VALUE - 8L) * 4 >> 20)
+                + " MiB); use a smaller --height/--width or --batch");
         return (int) (bytes / Float.BYTES);
     }
 

@@ -69,7 +69,20 @@ public final class GraphBuilder {
         return scope.isEmpty() ? local : String.join(".", scope) + "." + local;
     }
 
+    /** The most elements one tensor may hold: a Java array's limit, which the CPU backend stores it in. */
+    public static final long MAX_ELEMENTS = Integer.MAX_VALUE - 8;
+
     private Value newValue(Value.Kind kind, String name, Shape shape) {
+        long n;
+        try {
+            n = shape.numel();
+        } catch (ArithmeticException overflow) {
+            n = Long.MAX_VALUE;
+        }
+        if (n > MAX_ELEMENTS) {
+            throw new GraphException(name + ": " + shape + " has more than the " + MAX_ELEMENTS
+                    + " elements one tensor may hold (input too large for this model)");
+        }
         Value v = new Value(values.size(), kind, name, shape);
         values.add(v);
         return v;

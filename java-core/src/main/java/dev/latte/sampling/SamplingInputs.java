@@ -3,6 +3,7 @@ package dev.latte.sampling;
 import dev.latte.core.Shape;
 import dev.latte.exec.Executor;
 import dev.latte.weights.SafeTensorsFile;
+import dev.latte.weights.Text;
 import dev.latte.weights.WeightsException;
 
 import java.nio.file.Path;
@@ -122,23 +123,23 @@ public final class SamplingInputs {
 
     private static float[] finite(SafeTensorsFile f, String file, String name) {
         if (!f.info(name).dtype().isFloatingPoint()) {
-            throw new WeightsException(file + ": tensor '" + name + "' has dtype " + f.info(name).dtype()
+            throw new WeightsException(file + ": tensor '" + Text.quote(name) + "' has dtype " + f.info(name).dtype()
                     + ", expected a float type");
         }
         float[] v = f.toFloatArray(name);
         long bad = Executor.nonFinite(v);
         if (bad > 0) {
-            throw new WeightsException(file + ": tensor '" + name + "' holds " + bad + " NaN/Inf values");
+            throw new WeightsException(file + ": tensor '" + Text.quote(name) + "' holds " + bad + " NaN/Inf values");
         }
         return v;
     }
 
     private static String names(SafeTensorsFile f) {
-        List<String> n = f.tensors().stream().map(t -> "'" + t.name() + "'").limit(8).toList();
+        List<String> n = f.tensors().stream().map(t -> "'" + Text.quote(t.name()) + "'").limit(8).toList();
         return n.isEmpty() ? "no tensors" : String.join(", ", n) + (f.tensors().size() > 8 ? ", …" : "");
     }
 
     private static String name(Path p) {
-        return p.getFileName() == null ? p.toString() : p.getFileName().toString();
+        return Text.quote(p.getFileName() == null ? p.toString() : p.getFileName().toString());
     }
 }

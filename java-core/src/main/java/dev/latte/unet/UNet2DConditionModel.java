@@ -6,6 +6,7 @@ import dev.latte.graph.Graph;
 import dev.latte.graph.GraphBuilder;
 import dev.latte.graph.Value;
 import dev.latte.graph.WeightFormat;
+import dev.latte.weights.Text;
 import dev.latte.weights.UNetConfig;
 import dev.latte.weights.WeightsException;
 
@@ -89,7 +90,9 @@ public final class UNet2DConditionModel {
 
     private static void require(boolean ok, String source, String key, Object value) {
         if (!ok) {
-            throw new WeightsException(source + ": " + key + " = " + value + " is not supported by Latte");
+            // the value comes from the file: escaped, so it cannot forge a line or repaint the terminal
+            throw new WeightsException(Text.oneLine(source + ": " + key + " = " + Text.quote(String.valueOf(value))
+                    + " is not supported by Latte"));
         }
     }
 

@@ -199,7 +199,7 @@ class BenchCliTest {
     void unetStepBadInput() {
         assertBadInput(latte("bench", "unet", "--config", "sd15", "--graph"), "--graph", "--backend cuda");
         assertBadInput(latte("bench", "unet", "--config", "sd16"), "neither a built-in config");
-        assertBadInput(latte("bench", "unet", "--config", "sd15", "--height", "500"), "multiples of 8");
+        assertBadInput(latte("bench", "unet", "--config", "sd15", "--height", "500"), "multiple of 8");
         assertBadInput(latte("bench", "unet", "--config", "sd15", "--dtype", "fp16"), "needs --backend cuda");
         String reason = CudaContext.unavailableReason();
         if (reason != null) {
