@@ -71,8 +71,8 @@ public final class DeepCacheRunner implements AutoCloseable {
             Set<String> ext = Set.of(UNet2DConditionModel.CACHED_FEATURE);
             MemoryPlan fp = MemoryPlanner.plan(full, b.activationBytes(), Set.of(UNetRunner.OUT), ext,
                     MemoryPlanner.Options.defaults());
-            MemoryPlan pp = MemoryPlanner.plan(partial, b.activationBytes(), Set.of(UNetRunner.OUT), ext,
-                    MemoryPlanner.Options.defaults());
+            MemoryPlan pp = MemoryPlanner.plan(partial, b.activationBytes(), Set.of(UNetRunner.OUT),
+                    readsCache(partial) ? ext : Set.of(), MemoryPlanner.Options.defaults());
             feature = b.allocate(full.outputs().get(UNet2DConditionModel.CACHED_FEATURE).shape());
             Map<String, Tensor> bound = Map.of(UNet2DConditionModel.CACHED_FEATURE, feature);
             fullArena = PlannedArena.bind(b, full, fp, bound);
@@ -190,7 +190,7 @@ public final class DeepCacheRunner implements AutoCloseable {
             for (String name : host.keySet()) {
                 inputs.put(name, b.upload(g.inputs().get(name).shape(), host.get(name)));
             }
-            if (!full) {
+            if (!full && readsCache(g)) {
                 inputs.put(UNet2DConditionModel.CACHED_FEATURE, s.feature);
             }
             var outs = Executor.run(g, b, s.runner.params(), inputs, false);
@@ -222,6 +222,11 @@ public final class DeepCacheRunner implements AutoCloseable {
         close(); // another shape or other weights: the old cache must never be read again
         state = new State(runner, d, branch);
         return state;
+    }
+
+    /** Whether a partial step's graph reads the cached feature (see {@link UNet2DConditionModel#partialStepGraph}). */
+    public static boolean readsCache(Graph partial) {
+        return partial.inputs().containsKey(UNet2DConditionModel.CACHED_FEATURE);
     }
 
     /** Multiply-adds of a graph's convs, linears and attention matmuls (QKᵀ and AV), as DeepCache counts them. */

@@ -153,7 +153,10 @@ public final class UNet2DConditionModel {
      * the fresh skips; then every later up block and the output head. Inputs: those of
      * {@link #graph} and {@link #CACHED_FEATURE}. The helper also runs block B's downsampler when
      * L exceeds its resnets ({@code layers_per_block} 1, L = 2) and then never reads it; this
-     * graph leaves that dead conv out.
+     * graph leaves that dead conv out. Without a mid block, a branch of the last down block with
+     * L ≥ {@code layers_per_block} reuses nothing (the helper recomputes that whole block, whose
+     * output feeds the up path directly): its partial step is the plain graph, with no
+     * {@link #CACHED_FEATURE} input.
      */
     public Graph partialStepGraph(int batch, int height, int width, int contextLength, WeightFormat format,
                                   int branch) {
@@ -216,6 +219,10 @@ public final class UNet2DConditionModel {
 
         Graph buildPartial(Shape featureShape) {
             int block = cacheBranch / 3, layer = cacheBranch % 3;
+            if (cfg.midBlockType() == null && cachedUpBlock() == 0 && cachedPair() == 0) {
+                cacheBranch = -1;
+                return build();
+            }
             Deque<Value> skips = new ArrayDeque<>();
             Value h = stem(skips);
             for (int i = 0; i < block; i++) {
