@@ -1,5 +1,7 @@
 package dev.latte.tests.deepcache;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.latte.core.Backend;
 import dev.latte.core.Compare;
 import dev.latte.cpu.CpuBackend;
@@ -16,14 +18,17 @@ import dev.latte.tests.Resources;
 import dev.latte.weights.SafeTensorsFile;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -110,6 +115,36 @@ class DeepCacheGoldenTest {
             check(golden, r, run + " (cpu)");
             assertArrayEquals(golden.toLongArray("full_steps"), r.fullSteps(), "full_steps");
             assertArrayEquals(golden.toLongArray("step_macs"), r.stepMacs(), "executed MACs per step");
+        }
+    }
+
+    /**
+     * Branches 1–8 have no stored trajectory, but summary.json has the helper's final-latent PSNR
+     * against the baseline for each (interval 3) and macs.json each partial call's MACs: a replay
+     * that follows the helper lands on the same PSNR to a few thousandths of a dB.
+     */
+    @Test
+    void everyBranchMatchesTheHelpersSweep() throws IOException {
+        ObjectMapper json = new ObjectMapper();
+        JsonNode macs = json.readTree(Resources.golden("deepcache/macs.json").toFile()).get("unet-tiny");
+        JsonNode sweep = json.readTree(Resources.golden("deepcache/summary.json").toFile()).get("sweep_interval3")
+                .get("tiny (public inputs)");
+        long fullMacs = macs.get("full").get("total").asLong();
+        try (SafeTensorsFile golden = SafeTensorsFile.open(
+                Resources.golden("deepcache/tiny-ddim20-cfg7.5-nocache.safetensors"))) {
+            float[] baseline = golden.toFloatArray("latents");
+            for (JsonNode row : sweep) {
+                int b = row.get("branch").asInt();
+                Replay r = replay(runner, golden, 3, b);
+                double psnr = Compare.of(baseline, r.latents().get(19)).psnr();
+                double want = row.get("psnr_final_db").asDouble();
+                System.out.printf("branch %d: %.4f dB vs baseline (helper %.4f dB)%n", b, psnr, want);
+                assertEquals(want, psnr, 0.01, "branch " + b + ": final latents vs the no-cache baseline");
+                long partial = macs.get("partial").get(Integer.toString(b)).get("total").asLong();
+                for (int i = 0; i < 20; i++) {
+                    assertEquals(i % 3 == 0 ? fullMacs : partial, r.stepMacs()[i], "branch " + b + " step " + i);
+                }
+            }
         }
     }
 }
