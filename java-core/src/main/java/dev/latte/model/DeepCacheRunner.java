@@ -1,17 +1,17 @@
 package dev.latte.model;
 
-import dev.latte.bench.OpCost;
 import dev.latte.core.Backend;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
-import dev.latte.graph.Executor;
+import dev.latte.exec.Executor;
+import dev.latte.exec.PlannedArena;
 import dev.latte.graph.Fusion;
 import dev.latte.graph.Graph;
 import dev.latte.graph.NonFiniteException;
 import dev.latte.graph.Op;
+import dev.latte.graph.OpCost;
 import dev.latte.plan.MemoryPlan;
 import dev.latte.plan.MemoryPlanner;
-import dev.latte.plan.PlannedArena;
 import dev.latte.unet.UNet2DConditionModel;
 
 import java.util.Arrays;
