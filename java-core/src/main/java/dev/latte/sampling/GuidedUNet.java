@@ -66,6 +66,11 @@ public final class GuidedUNet implements NoiseModel {
         return List.copyOf(stepMacs);
     }
 
+    /** Context tokens per prompt (the UNet's context length). */
+    public int contextTokens() {
+        return context.tokens();
+    }
+
     public boolean guided() {
         return guided;
     }
