@@ -9,7 +9,6 @@ import dev.latte.graph.Fusion;
 import dev.latte.graph.Graph;
 import dev.latte.graph.NonFiniteException;
 import dev.latte.graph.Op;
-import dev.latte.graph.OpCost;
 import dev.latte.plan.MemoryPlan;
 import dev.latte.plan.MemoryPlanner;
 import dev.latte.unet.UNet2DConditionModel;
@@ -233,8 +232,8 @@ public final class DeepCacheRunner implements AutoCloseable {
     public static long macs(Graph g) {
         long total = 0;
         for (Op op : g.ops()) {
-            if (OpCost.computeBound(op, g)) {
-                total += OpCost.flops(op, g) / 2;
+            if (op.computeBound()) {
+                total += op.flops(g) / 2;
             }
         }
         return total;
