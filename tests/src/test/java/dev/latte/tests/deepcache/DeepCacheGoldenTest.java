@@ -37,7 +37,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * the cache; every step's guided noise prediction and latents must land ≥ 100 dB from the
  * golden, the full steps must be the helper's, and each step's executed MACs its hooks' count.
  */
-class DeepCacheGoldenTest {
+public class DeepCacheGoldenTest {
     static final double MIN_PSNR = 100;
     static Backend backend;
     static UNetModel model;
