@@ -3,8 +3,10 @@ package dev.latte.model;
 import dev.latte.core.Backend;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
+import dev.latte.exec.ArenaStep;
 import dev.latte.exec.Executor;
 import dev.latte.exec.PlannedArena;
+import dev.latte.exec.Steps;
 import dev.latte.graph.Fusion;
 import dev.latte.graph.Graph;
 import dev.latte.graph.NonFiniteException;
@@ -23,9 +25,10 @@ import java.util.Set;
  * UNet and keeps the deep feature of one branch; a partial step runs only the shallow part of the
  * UNet and reads that feature instead of the deep part. Both are static fused graphs
  * ({@link UNet2DConditionModel#fullStepGraph}, {@link UNet2DConditionModel#partialStepGraph}),
- * each planned into its own arena; the feature is one tensor outside both arenas, which the full
- * step's graph writes and the partial step's graph reads in place, so nothing is copied and, once
- * a shape's arenas exist, no step allocates.
+ * each prepared as its own {@code Step} ({@link Steps#prepare}: its own arena, and on CUDA one
+ * captured CUDA graph); the feature is one tensor outside both arenas, which the full step's
+ * graph writes and the partial step's graph reads in place, so nothing is copied and, once a
+ * shape's steps exist, no step allocates.
  *
  * <p>The cache belongs to one (runner, input shape): a step for another runner (other weights,
  * e.g. a LoRA merged in) or another shape frees the old arenas and feature, and a partial step
@@ -46,7 +49,7 @@ public final class DeepCacheRunner implements AutoCloseable {
         final Graph full, partial;
         final long fullMacs, partialMacs;
         Tensor feature; // planned: allocated once; unplanned: the last full step's output, owned here
-        PlannedArena fullArena, partialArena;
+        ArenaStep fullStep, partialStep;
         boolean valid;
 
         State(UNetRunner runner, UNetRunner.Dims d, int branch) {
@@ -64,7 +67,7 @@ public final class DeepCacheRunner implements AutoCloseable {
 
         void bind() {
             Backend b = runner.backend();
-            if (fullArena != null || !runner.planned()) {
+            if (fullStep != null || !runner.planned()) {
                 return;
             }
             Set<String> ext = Set.of(UNet2DConditionModel.CACHED_FEATURE);
@@ -74,23 +77,25 @@ public final class DeepCacheRunner implements AutoCloseable {
                     readsCache(partial) ? ext : Set.of(), MemoryPlanner.Options.defaults());
             feature = b.allocate(full.outputs().get(UNet2DConditionModel.CACHED_FEATURE).shape());
             Map<String, Tensor> bound = Map.of(UNet2DConditionModel.CACHED_FEATURE, feature);
-            fullArena = PlannedArena.bind(b, full, fp, bound);
-            partialArena = PlannedArena.bind(b, partial, pp, bound);
+            // on CUDA each is captured once as a CUDA graph: the feature's address never moves
+            fullStep = Steps.prepare(b, full, fp, runner.params(), bound, Steps.Options.defaults());
+            partialStep = Steps.prepare(b, partial, pp, runner.params(), readsCache(partial) ? bound : Map.of(),
+                    Steps.Options.defaults());
         }
 
         @Override
         public void close() {
             Backend b = runner.backend();
-            if (fullArena != null) {
-                fullArena.close();
+            if (fullStep != null) {
+                fullStep.close();
             }
-            if (partialArena != null) {
-                partialArena.close();
+            if (partialStep != null) {
+                partialStep.close();
             }
             if (feature != null) {
                 b.release(feature);
             }
-            fullArena = partialArena = null;
+            fullStep = partialStep = null;
             feature = null;
             valid = false;
         }
@@ -134,7 +139,8 @@ public final class DeepCacheRunner implements AutoCloseable {
 
     /** The planned arenas {full, partial} of the current shape, or null before its first planned step. */
     public PlannedArena[] arenas() {
-        return state == null || state.fullArena == null ? null : new PlannedArena[] {state.fullArena, state.partialArena};
+        return state == null || state.fullStep == null ? null
+                : new PlannedArena[] {state.fullStep.arena(), state.partialStep.arena()};
     }
 
     /**
@@ -172,13 +178,15 @@ public final class DeepCacheRunner implements AutoCloseable {
 
     private static float[] runPlanned(State s, boolean full, Map<String, float[]> host) {
         s.bind();
-        Backend b = s.runner.backend();
-        PlannedArena arena = full ? s.fullArena : s.partialArena;
-        for (String name : host.keySet()) {
-            b.write(arena.input(name), host.get(name));
+        ArenaStep step = full ? s.fullStep : s.partialStep;
+        host.forEach(step::write);
+        step.run();
+        float[] out = step.read(UNetRunner.OUT);
+        if (Executor.nonFinite(out) > 0) {
+            host.forEach(step::write); // the run overwrote inputs that died
+            step.runCheckingEachOp(); // names the op that first went non-finite
         }
-        var outs = Executor.run(arena.graph(), b, arena, s.runner.params(), false);
-        return b.download(outs.get(UNetRunner.OUT));
+        return out;
     }
 
     private static float[] runAllocating(State s, boolean full, Map<String, float[]> host) {
