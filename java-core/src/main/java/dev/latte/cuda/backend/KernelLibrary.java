@@ -46,8 +46,7 @@ public final class KernelLibrary implements AutoCloseable {
         }
         try {
             for (String f : FILES) {
-                byte[] image = cache.cubin(f, source(f), ctx.arch(), OPTIONS, headers);
-                modules.put(f, ctx.loadModule(image));
+                modules.put(f, cache.module(ctx, f, source(f), OPTIONS, headers));
             }
         } catch (RuntimeException e) {
             close();
