@@ -333,6 +333,11 @@ public final class CudaContext implements AutoCloseable {
         capturing = true;
     }
 
+    /** Whether this context's stream is capturing (between {@link #beginCapture} and {@link #endCapture}). */
+    public boolean capturing() {
+        return capturing;
+    }
+
     /** Ends the capture and instantiates the graph; the stream leaves capture mode even on failure. */
     public CudaGraph endCapture() {
         enter();

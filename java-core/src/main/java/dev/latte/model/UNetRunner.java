@@ -18,6 +18,7 @@ import dev.latte.weights.WeightsException;
 import java.lang.foreign.ValueLayout;
 
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -103,6 +104,11 @@ public final class UNetRunner implements AutoCloseable {
 
     public UNetModel model() {
         return model;
+    }
+
+    /** The uploaded weights by tensor name, for running a graph of this model directly. */
+    public Map<String, Tensor> params() {
+        return Collections.unmodifiableMap(params);
     }
 
     /** The fused op list for one input shape, built once. */

@@ -2,6 +2,7 @@ package dev.latte.cuda.backend;
 
 import dev.latte.core.Backend;
 import dev.latte.core.Conv2dParams;
+import dev.latte.core.Int8Mode;
 import dev.latte.core.NormAct;
 import dev.latte.core.OpChecks;
 import dev.latte.core.Shape;
@@ -10,6 +11,8 @@ import dev.latte.cpu.SleefExp;
 import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.CudaKernel;
 import dev.latte.cuda.KernelArgs;
+import dev.latte.graph.Graph;
+import dev.latte.graph.Op;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -26,7 +29,8 @@ import java.util.Set;
  * ({@link #arena}, {@link #view}), so a planned step allocates nothing. Nothing waits for the
  * device except {@link #download}, {@link #write} of heap arrays and {@link #release} (the
  * driver's free waits for the stream); the GroupNorm statistics scratch and the timestep
- * frequency table are allocated on first use and kept.
+ * frequency tables are allocated when a plan is bound ({@link #reserve}), else on first use, and
+ * kept.
  *
  * <p>Each op method is the launcher (ggml's middle level): it checks shapes and dtypes, picks
  * the kernel and the grid, and queues one or two launches. Fused and tensor-core paths:
@@ -53,6 +57,7 @@ public final class CudaBackend implements Backend {
     private final Map<String, Long> frequencyTables = new HashMap<>();
     /** Per kernel, the dynamic shared memory it was allowed beyond the default (the generic attention varies with d). */
     private final Map<String, Integer> sharedRaised = new HashMap<>();
+    private final Int8Ops int8 = new Int8Ops(this);
     private long scratch;
     private long scratchBytes;
     private boolean closed;
@@ -189,6 +194,7 @@ public final class CudaBackend implements Backend {
     @Override
     public float[] download(Tensor tensor) {
         CudaTensor t = cuda("download", tensor);
+        check(t.dtype() != CudaTensor.DType.I8, "download: " + t + " holds int8 weights, not floats");
         int n = t.shape().size();
         float[] out = new float[n];
         if (n == 0) {
@@ -221,9 +227,51 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** Device scratch of at least {@code bytes}, reused by every op (one stream: in-order use). */
-    private long scratch(long bytes) {
+    /**
+     * The GroupNorm statistics scratch and timestep frequency tables every op of {@code graph}
+     * needs, allocated now: a step, and so a captured CUDA graph, then allocates and frees nothing.
+     */
+    @Override
+    public void reserve(Graph graph) {
+        checkOpen();
+        long bytes = 0;
+        for (Op op : graph.ops()) {
+            switch (op) {
+                case Op.Conv2dFused c when c.normGamma() >= 0 ->
+                        bytes = Math.max(bytes, statsBytes(graph.value(c.x()).shape().dim(0), c.groups()));
+                case Op.GroupNorm g -> bytes = Math.max(bytes, statsBytes(graph.value(g.x()).shape().dim(0), g.groups()));
+                case Op.TimestepEmbedding t -> frequencies(graph.value(t.out()).shape().dim(1) / 2, t.freqShift());
+                case Op.LinearInt8 l when l.mode() == Int8Mode.W8A8 -> {
+                    Shape w = graph.value(l.w()).shape();
+                    bytes = Math.max(bytes, Int8Ops.linearScratch(Int8Ops.leading(graph.value(l.x()).shape()),
+                            w.dim(1), w.dim(0)));
+                }
+                case Op.Conv2dInt8 c when c.mode() == Int8Mode.W8A8 -> {
+                    Shape w = graph.value(c.w()).shape(), o = graph.value(c.out()).shape();
+                    bytes = Math.max(bytes, Int8Ops.convScratch((long) o.dim(0) * o.dim(2) * o.dim(3),
+                            w.dim(1) * w.dim(2) * w.dim(3), w.dim(0), dtype.bytes));
+                }
+                default -> {
+                }
+            }
+        }
+        scratch(bytes);
+    }
+
+    private static long statsBytes(int n, int groups) {
+        return 8L * n * groups;   // {mean, rstd} fp32 per (n, group)
+    }
+
+    /**
+     * Device scratch of at least {@code bytes}, reused by every op (one stream: in-order use).
+     * Growing it frees the old one, which a captured graph may still use: refused while capturing.
+     */
+    long scratch(long bytes) {
         if (bytes > scratchBytes) {
+            if (ctx.capturing()) {
+                throw new IllegalStateException("CUDA graph capture: the step needs " + bytes + " bytes of scratch, "
+                        + scratchBytes + " reserved (run it from a planned arena: Backend.reserve)");
+            }
             if (scratch != 0) {
                 ctx.free(scratch); // waits for the stream: nothing still reads the old one
                 scratch = 0;
@@ -278,6 +326,40 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    // ---------------------------------------------------------------- int8 weights
+
+    /** Every float op, and the int8 ones ({@link Int8Ops}). */
+    @Override
+    public boolean supports(String op) {
+        return true;
+    }
+
+    @Override
+    public Tensor uploadInt8(Shape shape, byte[] values) {
+        checkOpen();
+        if (values.length != shape.numel()) {
+            throw new IllegalArgumentException("uploadInt8: " + values.length + " values for shape " + shape);
+        }
+        CudaTensor t = new CudaTensor(shape, CudaTensor.DType.I8, values.length == 0 ? 0 : ctx.malloc(values.length),
+                this, null);
+        live.add(t);
+        if (values.length > 0) {
+            ctx.copyHtoD(t.ptr(), MemorySegment.ofArray(values), values.length);
+        }
+        return t;
+    }
+
+    @Override
+    public void linearInt8(Tensor x, Tensor wq, Tensor wScale, Tensor bias, Int8Mode mode, Tensor out) {
+        int8.linear(x, wq, wScale, bias, mode, out);
+    }
+
+    @Override
+    public void conv2dInt8(Tensor x, Tensor wq, Tensor wScale, Tensor bias, Conv2dParams p, Int8Mode mode,
+                           Tensor out) {
+        int8.conv(x, wq, wScale, bias, p, mode, out);
+    }
+
     // ---------------------------------------------------------------- convolution
 
     @Override
@@ -312,7 +394,8 @@ public final class CudaBackend implements Backend {
         check(residualt == null || residualt.shape().equals(os), what); // out may be residual
         CudaTensor x = cuda(what, xt), wgt = cuda(what, wt), out = cuda(what, outt);
         CudaTensor b = bt == null ? null : cuda(what, bt), res = residualt == null ? null : cuda(what, residualt);
-        check(out != x, what + " (out aliases x)");
+        check(!out.overlaps(x), what + " (out aliases x)");
+        check(res == null || !res.partlyOverlaps(out), what + " (out partly overlaps residual)");
         long m = (long) n * pOut * qOut;
         check(m < Integer.MAX_VALUE && (long) c * r * s < Integer.MAX_VALUE, what + " (too large)");
         if (m == 0 || k == 0) {
@@ -341,7 +424,7 @@ public final class CudaBackend implements Backend {
     /** Queues groupnorm_stats into scratch: {mean, rstd} per (n, group), fp32. Returns its pointer. */
     private long groupNormStats(CudaTensor x, int n, int groups, long groupLen, float eps) {
         check(groupLen < Integer.MAX_VALUE, "groupNorm: group of " + groupLen + " elements");
-        long stats = scratch(8L * n * groups);
+        long stats = scratch(statsBytes(n, groups));
         kernel("norm.cu", "groupnorm_stats").launch(n * groups, 1, 1, NORM_THREADS, 1, 1, 0,
                 new KernelArgs().ptr(x.ptr()).ptr(stats).i32((int) groupLen).f32(eps));
         return stats;
@@ -355,6 +438,7 @@ public final class CudaBackend implements Backend {
         String what = OpChecks.groupNorm(xt, gt, bt, groups, outt);
         int n = xs.dim(0), c = xs.dim(1);
         CudaTensor x = cuda(what, xt), gamma = cuda(what, gt), beta = cuda(what, bt), out = cuda(what, outt);
+        check(!out.partlyOverlaps(x), what + " (out partly overlaps x)");
         long total = xs.numel();
         if (total == 0) {
             return;
@@ -373,6 +457,7 @@ public final class CudaBackend implements Backend {
         String what = OpChecks.layerNorm(xt, gt, bt, outt);
         int d = xs.dim(-1);
         CudaTensor x = cuda(what, xt), gamma = cuda(what, gt), beta = cuda(what, bt), out = cuda(what, outt);
+        check(!out.partlyOverlaps(x), what + " (out partly overlaps x)");
         long rows = leading(xs);
         check(rows < Integer.MAX_VALUE, what);
         if (rows == 0 || d == 0) {
@@ -392,7 +477,7 @@ public final class CudaBackend implements Backend {
         int in = ws.dim(1), outF = ws.dim(0);
         CudaTensor x = cuda(what, xt), w = cuda(what, wt), out = cuda(what, outt);
         CudaTensor b = bt == null ? null : cuda(what, bt);
-        check(out != x, what + " (out aliases x)");
+        check(!out.overlaps(x), what + " (out aliases x)");
         long m = leading(xs);
         check(m < Integer.MAX_VALUE, what);
         if (m == 0 || outF == 0) {
@@ -415,7 +500,7 @@ public final class CudaBackend implements Backend {
         check(d <= ATT_MAX_D, what + " (head dim " + d + " > " + ATT_MAX_D + ")");
         check(heads <= 65535 && b <= 65535, what + " (grid)");
         CudaTensor q = cuda(what, qt), k = cuda(what, kt), v = cuda(what, vt), out = cuda(what, outt);
-        check(out != k && out != v, what + " (out aliases k or v)");
+        check(!out.overlaps(k) && !out.overlaps(v) && !out.partlyOverlaps(q), what + " (out aliases k or v, or part of q)");
         if ((long) b * sq == 0 || d == 0) {
             return;
         }
@@ -451,7 +536,7 @@ public final class CudaBackend implements Backend {
         String what = OpChecks.geglu(xt, outt);
         int f = xs.dim(-1) / 2;
         CudaTensor x = cuda(what, xt), out = cuda(what, outt);
-        check(out != x, what + " (out aliases x)");
+        check(!out.overlaps(x), what + " (out aliases x)");
         elementwise("elementwise.cu", "geglu", os.numel(),
                 new KernelArgs().ptr(x.ptr()).ptr(out.ptr()).i32(f).i64(os.numel()));
     }
@@ -463,7 +548,7 @@ public final class CudaBackend implements Backend {
         Shape os = outt.shape();
         String what = OpChecks.timestepEmbedding(tt, outt);
         CudaTensor t = cuda(what, tt), out = cuda(what, outt);
-        check(out != t, what + " (out aliases t)");
+        check(!out.overlaps(t), what + " (out aliases t)");
         int dim = os.dim(1), half = dim / 2;
         if (os.numel() == 0) {
             return;
@@ -488,6 +573,10 @@ public final class CudaBackend implements Backend {
         if (half == 0) {
             return 0;
         }
+        if (ctx.capturing()) {
+            throw new IllegalStateException("CUDA graph capture: timestep frequency table (" + half + ", shift " + shift
+                    + ") not reserved (run it from a planned arena: Backend.reserve)");
+        }
         float negLog = (float) -Math.log(10000.0), denom = (float) (half - (double) shift);
         float[] freq = new float[half];
         for (int i = 0; i < half; i++) {
@@ -505,7 +594,7 @@ public final class CudaBackend implements Backend {
         String what = OpChecks.upsampleNearest(xt, outt);
         int h = xs.dim(2), w = xs.dim(3), oh = os.dim(2), ow = os.dim(3);
         CudaTensor x = cuda(what, xt), out = cuda(what, outt);
-        check(out != x, what + " (out aliases x)");
+        check(!out.overlaps(x), what + " (out aliases x)");
         elementwise("elementwise.cu", "upsample_nearest", os.numel(), new KernelArgs().ptr(x.ptr()).ptr(out.ptr())
                 .i32(h).i32(w).i32(oh).i32(ow).i64(os.numel()));
     }
@@ -517,7 +606,7 @@ public final class CudaBackend implements Backend {
         Shape as = at.shape(), bs = bt.shape(), os = outt.shape();
         String what = OpChecks.concatChannels(at, bt, outt);
         CudaTensor a = cuda(what, at), b = cuda(what, bt), out = cuda(what, outt);
-        check(out != a && out != b, what + " (out aliases an input)");
+        check(!out.overlaps(a) && !out.overlaps(b), what + " (out aliases an input)");
         if (os.numel() == 0) {
             return;
         }
@@ -530,6 +619,7 @@ public final class CudaBackend implements Backend {
     public void add(Tensor at, Tensor bt, Tensor outt) {
         String what = OpChecks.add(at, bt, outt);
         CudaTensor a = cuda(what, at), b = cuda(what, bt), out = cuda(what, outt);
+        check(!out.partlyOverlaps(a) && !out.partlyOverlaps(b), what + " (out partly overlaps an input)");
         long n = at.shape().numel();
         elementwise("elementwise.cu", "add", n, new KernelArgs().ptr(ptr(a)).ptr(ptr(b)).ptr(ptr(out)).i64(n));
     }
@@ -539,6 +629,7 @@ public final class CudaBackend implements Backend {
         Shape xs = xt.shape();
         String what = OpChecks.addChannelBias(xt, vt, outt);
         CudaTensor x = cuda(what, xt), v = cuda(what, vt), out = cuda(what, outt);
+        check(!out.partlyOverlaps(x) && !out.overlaps(v), what + " (out partly overlaps x, or overlaps v)");
         long planes = (long) xs.dim(0) * xs.dim(1);
         if (xs.numel() == 0) {
             return;
@@ -553,6 +644,7 @@ public final class CudaBackend implements Backend {
     public void scale(Tensor xt, float s, Tensor outt) {
         String what = OpChecks.unary("scale", xt, outt);
         CudaTensor x = cuda(what, xt), out = cuda(what, outt);
+        check(!out.partlyOverlaps(x), what + " (out partly overlaps x)");
         long n = xt.shape().numel();
         elementwise("elementwise.cu", "scale", n, new KernelArgs().ptr(ptr(x)).ptr(ptr(out)).f32(s).i64(n));
     }
@@ -574,13 +666,18 @@ public final class CudaBackend implements Backend {
     /** out[b] = x[b]ᵀ for x [batches, rows, cols]: 32×32 shared tiles, block (32, 8). */
     private void transpose(String what, Tensor xt, Tensor outt, int batches, int rows, int cols) {
         CudaTensor x = cuda(what, xt), out = cuda(what, outt);
-        check(out != x, what + " (out aliases x)");
+        check(!out.overlaps(x), what + " (out aliases x)");
+        transposeRaw(what, x.ptr(), out.ptr(), batches, rows, cols);
+    }
+
+    /** As {@link #transpose}, on device pointers of this backend's storage type. */
+    void transposeRaw(String what, long x, long out, int batches, int rows, int cols) {
         check(batches <= 65535 && rows / 32 < 65535, what + " (grid)");
         if ((long) batches * rows * cols == 0) {
             return;
         }
         kernel("elementwise.cu", "transpose").launch(blocks(cols, 32), blocks(rows, 32), batches, 32, 8, 1, 0,
-                new KernelArgs().ptr(x.ptr()).ptr(out.ptr()).i32(rows).i32(cols));
+                new KernelArgs().ptr(x).ptr(out).i32(rows).i32(cols));
     }
 
     // ---------------------------------------------------------------- helpers
@@ -588,6 +685,7 @@ public final class CudaBackend implements Backend {
     private void unary(String op, Tensor xt, Tensor outt) {
         String what = OpChecks.unary(op, xt, outt);
         CudaTensor x = cuda(what, xt), out = cuda(what, outt);
+        check(!out.partlyOverlaps(x), what + " (out partly overlaps x)");
         long n = xt.shape().numel();
         elementwise("elementwise.cu", op, n, new KernelArgs().ptr(ptr(x)).ptr(ptr(out)).i64(n));
     }
@@ -602,7 +700,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** The kernel for this backend's storage type: {@code op + "_f32"} or {@code "_f16"}. */
-    private CudaKernel kernel(String file, String op) {
+    CudaKernel kernel(String file, String op) {
         checkOpen();
         return lib.kernel(file, op + dtype.suffix);
     }
@@ -627,7 +725,7 @@ public final class CudaBackend implements Backend {
         return rows;
     }
 
-    private CudaTensor cuda(String what, Tensor t) {
+    CudaTensor cuda(String what, Tensor t) {
         if (t instanceof CudaTensor c) {
             if (c.owner() != this) {
                 throw new IllegalArgumentException(what + ": tensor of another backend");

@@ -9,9 +9,9 @@ import dev.latte.core.Tensor;
  * ({@link CudaBackend#view}) points into an arena's storage and owns none.
  */
 public final class CudaTensor implements Tensor {
-    /** Storage types; arithmetic is fp32 in every kernel. */
+    /** Storage types; arithmetic is fp32 in every kernel (I8: quantised weights, {@link CudaBackend#uploadInt8}). */
     public enum DType {
-        F32(4, "_f32"), F16(2, "_f16");
+        F32(4, "_f32"), F16(2, "_f16"), I8(1, "_i8");
 
         final int bytes;
         final String suffix;
@@ -72,6 +72,17 @@ public final class CudaTensor implements Tensor {
 
     boolean isView() {
         return arena != null;
+    }
+
+    /** Whether the two share any byte of device memory (views of one arena are different objects). */
+    boolean overlaps(CudaTensor o) {
+        long a = ptr(), b = o.ptr(), an = bytes(), bn = o.bytes();
+        return an > 0 && bn > 0 && a < b + bn && b < a + an;
+    }
+
+    /** Overlapping, but not exactly the same bytes: no op can run in place on that. */
+    boolean partlyOverlaps(CudaTensor o) {
+        return overlaps(o) && (ptr() != o.ptr() || bytes() != o.bytes());
     }
 
     void markReleased() {
