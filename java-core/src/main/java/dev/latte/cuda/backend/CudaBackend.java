@@ -246,9 +246,20 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         long ptr = t.ptr();
         t.markReleased();
         live.remove(t);
-        if (ptr != 0) {
+        if (ptr != 0 && !t.borrowed()) {
             ctx.free(ptr);
         }
+    }
+
+    /**
+     * A tensor over device memory this backend does not own: another library's allocation in the
+     * same (primary) context, e.g. a JCuda {@code CUdeviceptr}. Ops read and write it like any
+     * tensor of this backend's storage type; {@link #release} and {@link #close} never free it.
+     */
+    public CudaTensor borrow(long dptr, Shape shape) {
+        checkOpen();
+        check(dptr != 0 || shape.numel() == 0, "borrow: null device pointer for " + shape);
+        return new CudaTensor(shape, dtype, dptr, this, null, true);
     }
 
     /**
