@@ -57,7 +57,7 @@ public final class Main {
                      [--guidance 7.5|1] [--seed 0] [--eta 0] [--spacing leading|trailing|linspace]
                      [--prediction epsilon|v_prediction|sample] [--original-steps 50] [--lora FILE]
                      [--lora-scale 1] [--init-latents FILE] [--noise FILE] [--height H] [--width W]
-                     [--trace] [--backend cpu] [--threads N]
+                     [--trace] [--backend cpu|cuda] [--dtype fp32|fp16] [--threads N]
                   denoise seeded latents; writes OUT.safetensors ('latents'; every step with --trace) and OUT.png
               lora-merge --model DIR --lora FILE --out DIR2 [--scale 1]
                   write DIR's model with the LoRA merged into its weights to DIR2

@@ -38,7 +38,7 @@ import java.util.Set;
 final class Sample {
     static final Set<String> OPTIONS = Set.of("model", "context", "scheduler", "steps", "guidance", "eta", "spacing",
             "prediction", "original-steps", "lora", "lora-scale", "seed", "init-latents", "noise", "height", "width",
-            "backend", "threads", "out");
+            "backend", "dtype", "threads", "out");
     static final Set<String> FLAGS = Set.of("trace");
 
     private Sample() {

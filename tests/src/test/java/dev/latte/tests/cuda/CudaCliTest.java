@@ -6,13 +6,20 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.latte.core.Compare;
 import dev.latte.cuda.CudaContext;
+import dev.latte.sampling.Gaussian;
 import dev.latte.tests.Resources;
 import dev.latte.tests.cli.Cli.Result;
+import dev.latte.weights.SafeTensorsFile;
+import dev.latte.weights.SafeTensorsWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
-/** {@code latte validate --backend cuda}: on a GPU it passes its gates; without one it says why, exit 2. */
+/** {@code latte validate} and {@code sample} with {@code --backend cuda}: on a device they pass their gates; without one they say why, exit 2. */
 class CudaCliTest {
     static String[] validate(String dtype) {
         return new String[] {"validate", "--model", Resources.unetTiny().toString(), "--golden",
@@ -50,6 +57,32 @@ class CudaCliTest {
         String reason = CudaContext.unavailableReason();
         String expected = "latte: cuda backend unavailable: " + (reason != null ? reason : "no device (");
         assertTrue(lines.get(0).startsWith(expected), lines.get(0));
+    }
+
+    /** {@code sample --backend cuda --dtype fp16}: the latents of the CPU's run, to fp16's gate. */
+    @Test
+    void sampleOnTheGpu(@TempDir Path tmp) {
+        String reason = CudaContext.unavailableReason();
+        assumeTrue(reason == null, reason);
+        Gaussian g = new Gaussian(3);
+        Path ctx = tmp.resolve("ctx.safetensors");
+        long[] shape = {1, 77, 32};
+        new SafeTensorsWriter().addF32("cond", shape, g.next(77 * 32)).addF32("uncond", shape, g.next(77 * 32)).write(ctx);
+        float[][] latents = new float[2][];
+        String[][] backends = {{"--backend", "cpu"}, {"--backend", "cuda", "--dtype", "fp16"}};
+        for (int i = 0; i < 2; i++) {
+            List<String> args = new ArrayList<>(List.of("sample", "--model", Resources.unetTiny().toString(), "--context",
+                    ctx.toString(), "--scheduler", "lcm", "--steps", "1", "--seed", "7", "--out",
+                    tmp.resolve("s" + i).toString()));
+            args.addAll(List.of(backends[i]));
+            Result r = latte(args.toArray(String[]::new));
+            assertEquals(0, r.code(), r.out() + r.err());
+            try (SafeTensorsFile f = SafeTensorsFile.open(tmp.resolve("s" + i + ".safetensors"))) {
+                latents[i] = f.toFloatArray("latents");
+            }
+        }
+        double psnr = Compare.of(latents[0], latents[1]).psnr();
+        assertTrue(psnr >= 45, "cuda fp16 vs cpu latents: " + psnr + " dB");
     }
 
     @Test
