@@ -138,6 +138,10 @@ public final class Main {
                 out.printf("%-24s %-18s %10.2f %12.3e%s%n", r.name(), r.shape(), c.psnr(), c.maxAbsError(),
                         ok ? "" : "  < " + minPsnr);
             }
+            if (model.isQuantized()) {
+                long[] b = Info.deviceBytes(model, backend.activationBytes());
+                out.printf("weights on %s: %,d bytes (int8 %,d, float %,d)%n", backend.name(), b[0] + b[1], b[0], b[1]);
+            }
             out.printf("%s: %d tensors, %s (%d ms on %s)%n", golden.getFileName(), rows.size(),
                     below == 0 ? "all >= " + minPsnr + " dB" : below + " below " + minPsnr + " dB", ms,
                     backend.name());

@@ -16,6 +16,7 @@ import dev.latte.weights.SafeTensorsWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -83,6 +84,39 @@ class CudaCliTest {
         }
         double psnr = Compare.of(latents[0], latents[1]).psnr();
         assertTrue(psnr >= 45, "cuda fp16 vs cpu latents: " + psnr + " dB");
+    }
+
+    /**
+     * validate --int8-mode w8a16|w8a8 on a quantised unet-tiny on cuda fp32: the PSNR of out within
+     * 0.5 dB of what the CPU's int8 reference gets, and the weight bytes the device holds.
+     */
+    @Test
+    void validateQuantisedOnTheGpu(@TempDir Path tmp) {
+        String reason = CudaContext.unavailableReason();
+        assumeTrue(reason == null, reason);
+        Path q = tmp.resolve("q");
+        Result quantised = latte("quantize", "--model", Resources.unetTiny().toString(), "--out", q.toString());
+        assertEquals(0, quantised.code(), quantised.err());
+        for (String mode : List.of("w8a16", "w8a8")) {
+            double[] psnr = new double[2];
+            String[][] backends = {{"--backend", "cpu"}, {"--backend", "cuda", "--dtype", "fp32"}};
+            for (int i = 0; i < 2; i++) {
+                List<String> args = new ArrayList<>(List.of("validate", "--model", q.toString(), "--golden",
+                        Resources.golden("unet-tiny/case-0.safetensors").toString(), "--int8-mode", mode,
+                        "--min-psnr", "30"));
+                args.addAll(List.of(backends[i]));
+                Result r = latte(args.toArray(String[]::new));
+                assertEquals(0, r.code(), r.out() + r.err());
+                String outLine = r.out().lines().filter(l -> l.startsWith("out ")).findFirst().orElseThrow();
+                psnr[i] = Double.parseDouble(outLine.substring(outLine.indexOf(']') + 1).trim().split("\\s+")[0]);
+                if (i == 1) {
+                    assertTrue(r.out().contains("weights on cuda-fp32: 2,280,992 bytes"), r.out());
+                }
+            }
+            System.out.printf(Locale.ROOT, "quantised unet-tiny %s: out %.2f dB on the CPU, %.2f dB on cuda fp32%n", mode,
+                    psnr[0], psnr[1]);
+            assertEquals(psnr[0], psnr[1], 0.5, mode + ": cuda vs cpu int8 PSNR of out");
+        }
     }
 
     @Test
