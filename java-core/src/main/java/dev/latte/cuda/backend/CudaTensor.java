@@ -84,17 +84,6 @@ public final class CudaTensor implements Tensor {
         return arena != null;
     }
 
-    /** Whether the two share any byte of device memory (views of one arena are different objects). */
-    boolean overlaps(CudaTensor o) {
-        long a = ptr(), b = o.ptr(), an = bytes(), bn = o.bytes();
-        return an > 0 && bn > 0 && a < b + bn && b < a + an;
-    }
-
-    /** Overlapping, but not exactly the same bytes: no op can run in place on that. */
-    boolean partlyOverlaps(CudaTensor o) {
-        return overlaps(o) && (ptr() != o.ptr() || bytes() != o.bytes());
-    }
-
     void markReleased() {
         released = true;
     }
