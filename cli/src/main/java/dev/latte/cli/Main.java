@@ -62,9 +62,11 @@ public final class Main {
                      [--guidance 7.5|1] [--seed 0] [--eta 0] [--spacing leading|trailing|linspace]
                      [--prediction epsilon|v_prediction|sample] [--original-steps 50] [--lora FILE]
                      [--lora-scale 1] [--init-latents FILE] [--noise FILE] [--height H] [--width W]
-                     [--trace] [--backend cpu] [--threads N] [--deepcache-interval N [--deepcache-branch 0]]
+                     [--trace] [--backend cpu|cuda] [--dtype fp32|fp16] [--threads N]
+                     [--deepcache-interval N [--deepcache-branch 0]]
                   denoise seeded latents; writes OUT.safetensors ('latents'; every step with --trace) and OUT.png;
                   DeepCache: the whole UNet every N steps, a partial step reusing a cached deep feature between
+                  them
               lora-merge --model DIR --lora FILE --out DIR2 [--scale 1]
                   write DIR's model with the LoRA merged into its weights to DIR2
               quantize --model DIR --out DIR2
@@ -157,6 +159,10 @@ public final class Main {
                 below += ok ? 0 : 1;
                 out.printf("%-24s %-18s %10.2f %12.3e%s%n", r.name(), r.shape(), c.psnr(), c.maxAbsError(),
                         ok ? "" : "  < " + minPsnr);
+            }
+            if (model.isQuantized()) {
+                long[] b = Info.deviceBytes(model, backend.activationBytes());
+                out.printf("weights on %s: %,d bytes (int8 %,d, float %,d)%n", backend.name(), b[0] + b[1], b[0], b[1]);
             }
             out.printf("%s: %d tensors, %s (%d ms on %s)%n", Text.quote(String.valueOf(golden.getFileName())),
                     rows.size(), below == 0 ? "all >= " + minPsnr + " dB" : below + " below " + minPsnr + " dB", ms,

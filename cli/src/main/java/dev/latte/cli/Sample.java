@@ -40,7 +40,7 @@ import java.util.stream.Collectors;
 final class Sample {
     static final Set<String> OPTIONS = Set.of("model", "context", "scheduler", "steps", "guidance", "eta", "spacing",
             "prediction", "original-steps", "lora", "lora-scale", "seed", "init-latents", "noise", "height", "width",
-            "backend", "threads", "out", "deepcache-interval", "deepcache-branch");
+            "backend", "dtype", "threads", "out", "deepcache-interval", "deepcache-branch");
     static final Set<String> FLAGS = Set.of("trace");
 
     private Sample() {

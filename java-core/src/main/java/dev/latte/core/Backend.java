@@ -1,5 +1,7 @@
 package dev.latte.core;
 
+import dev.latte.graph.Graph;
+
 /**
  * Executes ops on tensors it owns. One method per op; every op writes into an output tensor the
  * caller allocated, so a static plan decides where every activation lives. Shapes are checked by
@@ -40,6 +42,14 @@ public interface Backend extends AutoCloseable {
      */
     default Tensor arena(long bytes) {
         throw new UnsupportedOperationException(name() + " backend: arenas are not supported");
+    }
+
+    /**
+     * Allocates now whatever a step of {@code graph} needs besides its activations (scratch,
+     * constant tables), so the step itself allocates nothing and can be captured as a CUDA graph.
+     * Called when a plan's arena is bound; what it allocates lives until the backend closes.
+     */
+    default void reserve(Graph graph) {
     }
 
     /**

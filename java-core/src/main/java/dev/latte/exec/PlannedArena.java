@@ -10,7 +10,8 @@ import java.util.Map;
 
 /**
  * A {@link MemoryPlan} made real on a backend: one arena allocation of the plan's size, and a
- * view into it for every planned activation, made once. A step run from it
+ * view into it for every planned activation, made once, with the backend's scratch and tables
+ * for the graph ({@link Backend#reserve}). A step run from it
  * ({@code Executor.run(graph, backend, arena, params, ...)}) allocates nothing; graph inputs are
  * written into their views ({@link #input}) before each step, kept outputs read from theirs
  * after. Closing releases the arena.
@@ -48,6 +49,7 @@ public final class PlannedArena implements AutoCloseable {
                     + graph.ops().size());
         }
         Tensor[] env = new Tensor[graph.values().size()];
+        backend.reserve(graph);
         Tensor arena = backend.arena(plan.arenaBytes());
         try {
             for (MemoryPlan.Activation a : plan.activations()) {

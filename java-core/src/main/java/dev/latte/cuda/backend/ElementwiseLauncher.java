@@ -64,7 +64,7 @@ final class ElementwiseLauncher implements AutoCloseable {
      * with PyTorch's CPU rounding of exp (one ulp of a frequency moves sin(t·f) by up to 6e-5 at
      * t ≈ 1000), once per (half, shift).
      */
-    private long frequencies(int half, float shift) {
+    long frequencies(int half, float shift) {
         String key = half + ":" + Float.floatToIntBits(shift);
         Long cached = frequencyTables.get(key);
         if (cached != null) {
@@ -72,6 +72,10 @@ final class ElementwiseLauncher implements AutoCloseable {
         }
         if (half == 0) {
             return 0;
+        }
+        if (l.context().capturing()) {
+            throw new IllegalStateException("CUDA graph capture: timestep frequency table (" + half + ", shift " + shift
+                    + ") not reserved (run it from a planned arena: Backend.reserve)");
         }
         float negLog = (float) -Math.log(10000.0), denom = (float) (half - (double) shift);
         float[] freq = new float[half];
@@ -149,12 +153,17 @@ final class ElementwiseLauncher implements AutoCloseable {
     public void transpose(String what, Tensor xt, Tensor outt, int batches, int rows, int cols) {
         CudaTensor x = l.cuda(what, xt), out = l.cuda(what, outt);
         Launch.apart(what, out, x, "x");
+        transpose(what, x.ptr(), out.ptr(), batches, rows, cols);
+    }
+
+    /** As above on device pointers of the backend's storage type (the W8A8 conv's [N, P·Q, K] result). */
+    void transpose(String what, long x, long out, int batches, int rows, int cols) {
         check(batches <= 65535 && rows / TILE < 65535, what + " (grid)");
         if ((long) batches * rows * cols == 0) {
             return;
         }
         l.kernel(FILE, "transpose").launch(Launch.blocks(cols, TILE), Launch.blocks(rows, TILE), batches, TILE,
-                TILE_ROWS, 1, 0, new KernelArgs().ptr(x.ptr()).ptr(out.ptr()).i32(rows).i32(cols));
+                TILE_ROWS, 1, 0, new KernelArgs().ptr(x).ptr(out).i32(rows).i32(cols));
     }
 
     /** Frees the frequency tables. */

@@ -24,7 +24,7 @@ public final class KernelLibrary implements AutoCloseable {
     public static final String RESOURCE_DIR = "/dev/latte/kernels/";
     /** The kernel files, one per op family: the one list of them. */
     public static final List<String> FILES = List.of(
-            "conv.cu", "gemm.cu", "norm.cu", "attention.cu", "elementwise.cu", "int8_gemm.cu");
+            "conv.cu", "gemm.cu", "norm.cu", "attention.cu", "elementwise.cu", "int8_gemm.cu", "int8_ops.cu");
     /** Headers the files include, handed to NVRTC in memory. */
     public static final List<String> HEADERS = List.of("common.cuh");
     /** NVRTC options beyond the defaults: none; in particular no fast math (fp32 is a 100 dB path). */
@@ -46,8 +46,7 @@ public final class KernelLibrary implements AutoCloseable {
         }
         try {
             for (String f : FILES) {
-                byte[] image = cache.cubin(f, source(f), ctx.arch(), OPTIONS, headers);
-                modules.put(f, ctx.loadModule(image));
+                modules.put(f, cache.module(ctx, f, source(f), OPTIONS, headers));
             }
         } catch (RuntimeException e) {
             close();
