@@ -82,12 +82,25 @@ public sealed interface Op {
         }
     }
 
-    record Attention(String name, int q, int k, int v, int heads, float scale, int out) implements Op {
+    /** {@code causal}: query i attends to keys j ≤ i only (CLIP's text encoder); no mask is materialised. */
+    record Attention(String name, int q, int k, int v, int heads, float scale, boolean causal, int out) implements Op {
         public int[] inputs() { return new int[] {q, k, v}; }
-        public void run(Backend b, Tensor[] e) { b.attention(e[q], e[k], e[v], heads, scale, e[out]); }
+        public void run(Backend b, Tensor[] e) {
+            if (causal) {
+                b.attention(e[q], e[k], e[v], heads, scale, true, e[out]);
+            } else {
+                b.attention(e[q], e[k], e[v], heads, scale, e[out]);
+            }
+        }
     }
 
-    enum Fn { SILU, GELU, GEGLU }
+    /** out[b, l] = table[ids[b, l]] (+ positions[l]): token (and position) embedding lookup. */
+    record Embedding(String name, int ids, int table, int positions, int out) implements Op {
+        public int[] inputs() { return new int[] {ids, table, positions}; }
+        public void run(Backend b, Tensor[] e) { b.embedding(e[ids], e[table], opt(e, positions), e[out]); }
+    }
+
+    enum Fn { SILU, GELU, GEGLU, QUICK_GELU }
 
     record Unary(String name, Fn fn, int x, int out) implements Op {
         public int[] inputs() { return new int[] {x}; }
@@ -96,6 +109,7 @@ public sealed interface Op {
                 case SILU -> b.silu(e[x], e[out]);
                 case GELU -> b.gelu(e[x], e[out]);
                 case GEGLU -> b.geglu(e[x], e[out]);
+                case QUICK_GELU -> b.quickGelu(e[x], e[out]);
             }
         }
     }
