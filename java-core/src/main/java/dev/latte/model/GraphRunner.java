@@ -32,9 +32,17 @@ public final class GraphRunner implements AutoCloseable {
     private PlannedArena arena;
     private Object arenaKey;
 
+    private final java.util.function.UnaryOperator<String> storedName;
+
     public GraphRunner(Backend backend, SafeTensorsFile weights) {
+        this(backend, weights, java.util.function.UnaryOperator.identity());
+    }
+
+    /** {@code storedName} maps a graph parameter's name to its tensor's name in {@code weights}. */
+    public GraphRunner(Backend backend, SafeTensorsFile weights, java.util.function.UnaryOperator<String> storedName) {
         this.backend = backend;
         this.weights = weights;
+        this.storedName = storedName;
         this.planned = backend.supportsArena();
     }
 
@@ -52,10 +60,11 @@ public final class GraphRunner implements AutoCloseable {
             if (params.containsKey(e.getKey())) {
                 continue;
             }
-            float[] v = weights.toFloatArray(e.getKey());
+            String stored = storedName.apply(e.getKey());
+            float[] v = weights.toFloatArray(stored);
             long bad = Executor.nonFinite(v);
             if (bad > 0) {
-                throw new WeightsException(weights.path().getFileName() + ": tensor '" + e.getKey() + "' holds " + bad
+                throw new WeightsException(weights.path().getFileName() + ": tensor '" + stored + "' holds " + bad
                         + " NaN/Inf values");
             }
             params.put(e.getKey(), backend.upload(e.getValue().shape(), v));
