@@ -56,6 +56,16 @@ public final class Main {
                   write the config's seeded random weights (as bench unet --config makes them) as a diffusers folder
               bench sampling --model DIR --context CTX.safetensors [--repeat 3] [--seed 42] [--json FILE]
                   time whole DDIM-20, DDIM-50 (guidance 7.5) and LCM-4 runs; UNet evaluations per run
+              txt2img --model PIPELINE_DIR --prompt TEXT --out IMAGE.png [--negative-prompt TEXT] [--steps 50|4]
+                      [--guidance 7.5|1] [--scheduler ddim|lcm] [--seed 0] [--eta 0] [--height H --width W]
+                      [--lora FILE --lora-scale 1] [--init-latents FILE] [--vae-tiling] [--trace]
+                      [--backend cpu|cuda] [--dtype fp32|fp16] [--threads N]
+                  a diffusers Stable Diffusion folder from a prompt to an 8-bit PNG (H, W image pixels); --trace
+                  writes IMAGE.safetensors beside it (embeddings, every step's latents, sample, image)
+              img2img --model PIPELINE_DIR --image IN.png --prompt TEXT --out IMAGE.png [--strength 0.8] [txt2img's options]
+                  the same from an init image, encoded by the VAE and noised to the strength's first step (DDIM)
+              tokenize --model PIPELINE_DIR|TOKENIZER_DIR [--json] PROMPT...
+                  the text encoder's ids for each prompt (bos, BPE ids, eos, padding to 77)
               sample --model DIR --context CTX.safetensors --out OUT [--scheduler ddim|lcm] [--steps 50|4]
                      [--guidance 7.5|1] [--seed 0] [--eta 0] [--spacing leading|trailing|linspace]
                      [--prediction epsilon|v_prediction|sample] [--original-steps 50] [--lora FILE]
@@ -92,6 +102,9 @@ public final class Main {
                         Set.of("model", "golden", "backend", "dtype", "min-psnr", "threads", "int8-mode")), out, err);
                 case "info" -> Info.run(new Args("info", rest, Set.of("model")), out);
                 case "bench" -> Bench.run(rest, out, err);
+                case "txt2img", "img2img" -> Txt2Img.run(args[0], new Args(args[0], rest, Txt2Img.OPTIONS,
+                        Txt2Img.FLAGS), out, err);
+                case "tokenize" -> Tokenize.run(rest, out);
                 case "sample" -> Sample.run(new Args("sample", rest, Sample.OPTIONS, Sample.FLAGS), out, err);
                 case "lora-merge" -> LoraMerge.run(new Args("lora-merge", rest, LoraMerge.OPTIONS), out, err);
                 case "quantize" -> Quantize.run(new Args("quantize", rest, Quantize.OPTIONS), out);
