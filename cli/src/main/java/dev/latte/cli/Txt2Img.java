@@ -77,7 +77,14 @@ final class Txt2Img {
                 if (img2img) {
                     throw new Args.UsageException("img2img: --init-latents is for txt2img (img2img starts from --image)");
                 }
-                var l = SamplingInputs.latents(Path.of(a.get("init-latents", null)), 1, p.vae().config().latentChannels());
+                // a txt2img trace (or the golden run) holds init_latents beside its final latents: replay the former
+                Path file = Path.of(a.get("init-latents", null));
+                boolean trace;
+                try (var f = dev.latte.weights.SafeTensorsFile.open(file)) {
+                    trace = f.contains("init_latents");
+                }
+                var l = SamplingInputs.latents(file, 1, p.vae().config().latentChannels(),
+                        trace ? "init_latents" : "latents");
                 if (a.get("height", null) == null && a.get("width", null) == null) {
                     height = l.height() * scale;
                     width = l.width() * scale;
