@@ -7,7 +7,6 @@ import dev.latte.bench.KernelBench;
 import dev.latte.bench.KernelCase;
 import dev.latte.bench.KernelCases;
 import dev.latte.cuda.CudaContext;
-import dev.latte.cuda.CudaUnavailableException;
 import dev.latte.cuda.backend.CudaBackend;
 
 import java.io.PrintStream;
@@ -48,16 +47,11 @@ final class KernelsBench {
             printTable(cases, null, out);
             return 0;
         }
-        String reason = CudaContext.unavailableReason();
-        if (reason != null) {
-            throw new Args.UsageException("bench kernels: no GPU: " + reason + " (--list prints the case table)");
-        }
         CudaBackend backend;
         try {
-            backend = CudaBackend.open(0, dtype.equals("fp16") ? CudaBackend.Precision.FP16
-                    : CudaBackend.Precision.FP32);
-        } catch (CudaUnavailableException e) {
-            throw new Args.UsageException("bench kernels: no GPU: " + e.getMessage());
+            backend = (CudaBackend) Backends.open("cuda", dtype, 1);
+        } catch (Backends.Unavailable e) {
+            throw new Args.UsageException("bench kernels: no GPU: " + e.reason() + " (--list prints the case table)");
         }
         try (backend) {
             CudaContext ctx = backend.context();

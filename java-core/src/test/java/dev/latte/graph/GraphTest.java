@@ -5,6 +5,7 @@ import dev.latte.core.Conv2dParams;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
 import dev.latte.cpu.CpuBackend;
+import dev.latte.exec.Executor;
 import org.junit.jupiter.api.Test;
 
 import java.lang.reflect.InvocationTargetException;

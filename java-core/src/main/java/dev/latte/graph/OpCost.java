@@ -1,9 +1,6 @@
-package dev.latte.bench;
+package dev.latte.graph;
 
 import dev.latte.core.Shape;
-import dev.latte.graph.Graph;
-import dev.latte.graph.Op;
-import dev.latte.graph.Value;
 
 /**
  * FLOPs and minimum bytes of one op of a graph (ggml's {@code op_flops}/{@code op_nbytes}).

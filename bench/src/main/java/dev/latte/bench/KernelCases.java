@@ -5,6 +5,7 @@ import dev.latte.core.Shape;
 import dev.latte.graph.Fusion;
 import dev.latte.graph.Graph;
 import dev.latte.graph.Op;
+import dev.latte.graph.OpCost;
 import dev.latte.graph.Value;
 import dev.latte.plan.BuiltinConfigs;
 import dev.latte.unet.UNet2DConditionModel;
