@@ -51,7 +51,7 @@ final class Txt2Img {
         }
         refuseInputs(png, modelDir, image, a.get("lora", null), a.get("init-latents", null));
         long seed = seed(a);
-        try (PipelineFolder p = PipelineFolder.load(modelDir); Backend backend = Main.backend(a)) {
+        try (PipelineFolder p = PipelineFolder.load(modelDir); Backend backend = Backends.open(a, "fp32")) {
             Scheduler scheduler = scheduler(command, a, p.scheduler());
             double guidance = a.getDouble("guidance", scheduler instanceof LcmScheduler ? 1.0 : 7.5);
             int scale = p.vaeScale();

@@ -3,12 +3,12 @@ package dev.latte.model;
 import dev.latte.core.Backend;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
-import dev.latte.graph.Executor;
+import dev.latte.exec.Executor;
 import dev.latte.graph.Graph;
 import dev.latte.graph.NonFiniteException;
 import dev.latte.plan.MemoryPlan;
 import dev.latte.plan.MemoryPlanner;
-import dev.latte.plan.PlannedArena;
+import dev.latte.exec.PlannedArena;
 import dev.latte.weights.SafeTensorsFile;
 import dev.latte.weights.WeightsException;
 
