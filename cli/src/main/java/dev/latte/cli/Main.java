@@ -5,6 +5,7 @@ import dev.latte.core.Compare;
 import dev.latte.core.Int8Mode;
 import dev.latte.graph.GraphException;
 import dev.latte.graph.NonFiniteException;
+import dev.latte.model.Component;
 import dev.latte.model.GoldenCase;
 import dev.latte.model.UNetModel;
 import dev.latte.model.UNetRunner;
@@ -134,6 +135,15 @@ public final class Main {
         Path modelDir = Path.of(a.required("model"));
         Path golden = Path.of(a.required("golden"));
         double minPsnr = a.getDouble("min-psnr", defaultMinPsnr(a));
+        if (Component.of(modelDir) != Component.UNET) {
+            try (Backend backend = Backends.open(a, "fp32")) {
+                err.println("latte: running " + golden.getFileName() + " (" + Component.of(modelDir).className + ") on "
+                        + backend.name() + "...");
+                long t0 = System.nanoTime();
+                List<GoldenCase.Row> rows = Component.validate(modelDir, backend, golden);
+                return table(rows, golden, minPsnr, (System.nanoTime() - t0) / 1_000_000, backend, out);
+            }
+        }
         try (Backend backend = Backends.open(a, "fp32"); UNetModel model = UNetModel.load(modelDir);
              UNetRunner runner = new UNetRunner(model, backend,
                      Int8Mode.parse(a.get("int8-mode", "w8a16")))) {
@@ -141,6 +151,13 @@ public final class Main {
             long t0 = System.nanoTime();
             List<GoldenCase.Row> rows = GoldenCase.validate(runner, golden);
             long ms = (System.nanoTime() - t0) / 1_000_000;
+            return table(rows, golden, minPsnr, ms, backend, out);
+        }
+    }
+
+    private static int table(List<GoldenCase.Row> rows, Path golden, double minPsnr, long ms, Backend backend,
+                             PrintStream out) {
+        {
             out.printf("%-24s %-18s %10s %12s%n", "tensor", "shape", "PSNR dB", "max |err|");
             int below = 0;
             for (GoldenCase.Row r : rows) {
