@@ -33,6 +33,10 @@ public final class Main {
               plan --config sd15|DIR [--height 512] [--width 512] [--batch 2] [--context 77] [--dtype fp16|fp32]
                    [--keep out|all] [--json FILE]
                   plan one UNet step's activations into one arena (no weights needed); totals and largest tensors
+              plan --pipeline --config sd15|PIPELINE_DIR [--height 512] [--width 512] [--batch 2] [--dtype fp16|fp32]
+                   [--vae-tiling]
+                  each phase of a text-to-image run (text encoder, unet step, vae decode): weights, arena, peak;
+                  --config TEXT_ENCODER_DIR|VAE_DIR plans that component alone
               info --model DIR
                   the model's config, parameter count and weight bytes per dtype
               bench unet --model DIR [--batch 2] [--height H] [--width W] [--context 77] [--warmup 3]
@@ -108,7 +112,7 @@ public final class Main {
                 case "prune" -> Prune.run(new Args("prune", rest, Prune.OPTIONS), out);
                 case "compression-report" -> CompressionReport.run(new Args("compression-report", rest,
                         CompressionReport.OPTIONS), out, err);
-                case "plan" -> Plan.run(new Args("plan", rest, Plan.OPTIONS), out);
+                case "plan" -> Plan.run(new Args("plan", rest, Plan.OPTIONS, Plan.FLAGS), out);
                 case "export-random" -> UnetBench.export(new Args("export-random", rest,
                         Set.of("config", "out", "seed", "dtype")), out);
                 default -> throw new Args.UsageException("unknown command '" + args[0] + "'\n" + USAGE);
