@@ -177,7 +177,7 @@ public final class StableDiffusion {
         return e;
     }
 
-    record DecodeResult(float[] sample, int height, int width, boolean tiled) {
+    public record DecodeResult(float[] sample, int height, int width, boolean tiled) {
     }
 
     /** latents / scaling_factor through the decoder; tiled as diffusers' enable_tiling when asked and large enough. */
