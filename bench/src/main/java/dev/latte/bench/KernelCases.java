@@ -1,12 +1,8 @@
 package dev.latte.bench;
 
-import dev.latte.core.Conv2dParams;
-import dev.latte.core.Shape;
 import dev.latte.graph.Fusion;
 import dev.latte.graph.Graph;
 import dev.latte.graph.Op;
-import dev.latte.graph.OpCost;
-import dev.latte.graph.Value;
 import dev.latte.plan.BuiltinConfigs;
 import dev.latte.unet.UNet2DConditionModel;
 import dev.latte.weights.UNetConfig;
@@ -14,7 +10,6 @@ import dev.latte.weights.UNetConfig;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -52,76 +47,37 @@ public final class KernelCases {
         return all;
     }
 
+    /**
+     * The op-case table's rows ({@link OpCases}) as bench cases, each counted once; in-place
+     * variants are left out (they time the same kernel).
+     */
+    public static List<KernelCase> fromOpCases(List<OpCase> cases, int elementBytes, String config) {
+        List<KernelCase> all = new ArrayList<>();
+        for (OpCase c : cases) {
+            if (c.inPlace() < 0) {
+                Op op = c.op();
+                Graph g = c.graph();
+                all.add(new KernelCase(config, op.kind(), op.describe(g), 1, c.name(), op.flops(g),
+                        op.bytes(g, elementBytes), op.computeBound() ? "compute" : "memory", g, op));
+            }
+        }
+        return all;
+    }
+
     /** Every distinct op of {@code g}, in order of first appearance, with its count per step. */
     public static List<KernelCase> fromGraph(Graph g, int elementBytes, String config) {
         Map<String, List<Op>> byShape = new LinkedHashMap<>();
         for (Op op : g.ops()) {
-            byShape.computeIfAbsent(OpCost.kind(op) + " " + describe(op, g), k -> new ArrayList<>()).add(op);
+            byShape.computeIfAbsent(op.kind() + " " + op.describe(g), k -> new ArrayList<>()).add(op);
         }
         List<KernelCase> cases = new ArrayList<>();
         for (var e : byShape.entrySet()) {
             Op first = e.getValue().getFirst();
-            String kind = OpCost.kind(first);
+            String kind = first.kind();
             cases.add(new KernelCase(config, kind, e.getKey().substring(kind.length() + 1), e.getValue().size(),
-                    first.name(), OpCost.flops(first, g), OpCost.bytes(first, g, elementBytes),
-                    OpCost.computeBound(first, g) ? "compute" : "memory", g, first));
+                    first.name(), first.flops(g), first.bytes(g, elementBytes),
+                    first.computeBound() ? "compute" : "memory", g, first));
         }
         return cases;
-    }
-
-    /** The op's shapes and parameters in one line, without names or value ids. */
-    public static String describe(Op op, Graph g) {
-        StringBuilder s = new StringBuilder();
-        switch (op) {
-            case Op.Conv2dFused c -> {
-                s.append("x ").append(shape(g, c.x())).append(" w ").append(shape(g, c.w())).append(conv(c.p()));
-                if (c.normGamma() >= 0) {
-                    s.append(" groupnorm ").append(c.groups()).append(c.silu() ? "+silu" : "");
-                }
-                s.append(c.bias() >= 0 ? " bias" : "").append(c.residual() >= 0 ? " +residual" : "");
-            }
-            case Op.Conv2dUpsampled c -> s.append("x ").append(shape(g, c.x())).append(" upsampled to ")
-                    .append(c.height()).append("x").append(c.width()).append(" w ").append(shape(g, c.w()))
-                    .append(conv(c.p())).append(c.bias() >= 0 ? " bias" : "");
-            case Op.Conv2d c -> s.append("x ").append(shape(g, c.x())).append(" w ").append(shape(g, c.w()))
-                    .append(conv(c.p())).append(c.bias() >= 0 ? " bias" : "");
-            case Op.Conv2dInt8 c -> s.append("x ").append(shape(g, c.x())).append(" w ").append(shape(g, c.w()))
-                    .append(conv(c.p())).append(" ").append(c.mode());
-            case Op.Linear l -> s.append("x ").append(shape(g, l.x())).append(" w ").append(shape(g, l.w()))
-                    .append(l.bias() >= 0 ? " bias" : "");
-            case Op.LinearInt8 l -> s.append("x ").append(shape(g, l.x())).append(" w ").append(shape(g, l.w()))
-                    .append(" ").append(l.mode());
-            case Op.Attention a -> {
-                Shape q = shape(g, a.q()), k = shape(g, a.k());
-                s.append(String.format(Locale.ROOT, "batch %d heads %d head_dim %d queries %d keys %d", q.dim(0),
-                        a.heads(), q.dim(2) / a.heads(), q.dim(1), k.dim(1)));
-            }
-            case Op.GroupNorm n -> s.append("x ").append(shape(g, n.x())).append(" groups ").append(n.groups())
-                    .append(n.silu() ? " +silu" : "");
-            default -> {
-                s.append("in");
-                for (int id : op.inputs()) {
-                    if (id >= 0 && g.value(id).kind() != Value.Kind.PARAM) {
-                        s.append(' ').append(shape(g, id));
-                    }
-                }
-                if (op instanceof Op.Scale sc) {
-                    s.append(" by ").append(sc.s());
-                }
-            }
-        }
-        return s.append(" -> ").append(shape(g, op.out())).toString();
-    }
-
-    private static String conv(Conv2dParams p) {
-        return p.strideH() == p.strideW() && p.padTop() == p.padLeft() && p.padTop() == p.padBottom()
-                && p.padLeft() == p.padRight()
-                ? " stride " + p.strideH() + " pad " + p.padTop()
-                : " stride " + p.strideH() + "x" + p.strideW() + " pad " + p.padTop() + "," + p.padLeft() + ","
-                + p.padBottom() + "," + p.padRight();
-    }
-
-    private static Shape shape(Graph g, int id) {
-        return g.value(id).shape();
     }
 }

@@ -19,6 +19,21 @@ public final class Backends {
     /** The backends this build has, in the order {@code --backend} lists them. */
     public static final List<String> NAMES = List.of("cpu", "cuda", "ref");
 
+    /** A backend and the activation dtype it runs at. */
+    public record Spec(String name, String dtype) {
+        @Override
+        public String toString() {
+            return name + " " + dtype;
+        }
+    }
+
+    /**
+     * Every backend and dtype this build can run ops at, the reference last: the op-case test
+     * checks each of the others against it, so a backend gets every op test by being listed here.
+     */
+    public static final List<Spec> SPECS = List.of(new Spec("cpu", "fp32"), new Spec("cuda", "fp32"),
+            new Spec("cuda", "fp16"), new Spec("ref", "fp32"));
+
     private Backends() {
     }
 

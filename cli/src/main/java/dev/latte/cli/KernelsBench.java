@@ -6,6 +6,7 @@ import dev.latte.bench.CublasGemm;
 import dev.latte.bench.KernelBench;
 import dev.latte.bench.KernelCase;
 import dev.latte.bench.KernelCases;
+import dev.latte.bench.OpCases;
 import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.backend.CudaBackend;
 
@@ -20,8 +21,10 @@ import java.util.Set;
 
 /**
  * {@code latte bench kernels}: every distinct op of an SD1.5 step at 512² and 768² (derived from
- * the fused graph, {@link KernelCases}), timed on the GPU with CUDA events; {@code --list} prints
- * the table without a GPU. Without a GPU (and without --list) it exits 2 saying why.
+ * the fused graph, {@link KernelCases}; the same rows the op-case test runs under
+ * {@code -Dlatte.cases=sd15}), or with {@code --config ci} the op-case table's small CI rows
+ * ({@link OpCases#ci}), timed on the GPU with CUDA events; {@code --list} prints the table without
+ * a GPU. Without a GPU (and without --list) it exits 2 saying why.
  */
 final class KernelsBench {
     static final Set<String> OPTIONS = Set.of("json", "dtype", "runs", "warmup", "batch", "sizes", "config");
@@ -116,6 +119,9 @@ final class KernelsBench {
     static List<KernelCase> cases(Args a, int batch, int elementBytes) {
         String config = a.get("config", "sd15");
         String sizes = a.get("sizes", null);
+        if (config.equals("ci")) {
+            return KernelCases.fromOpCases(OpCases.ci(), elementBytes, "ci");
+        }
         if (config.equals("sd15") && sizes == null) {
             return KernelCases.sd15(batch, elementBytes);
         }

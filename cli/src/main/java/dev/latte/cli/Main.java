@@ -48,9 +48,10 @@ public final class Main {
                   one UNet step of a config with seeded random weights made in memory (H, W image pixels):
                   latency median/p10/p90, arena/weight/workspace bytes, ops and kernel launches per step;
                   --graph (cuda) replays the step as one captured CUDA graph
-              bench kernels [--dtype fp16|fp32] [--runs 20] [--warmup 5] [--batch 2] [--config sd15|DIR]
+              bench kernels [--dtype fp16|fp32] [--runs 20] [--warmup 5] [--batch 2] [--config sd15|ci|DIR]
                             [--sizes 512,768] [--list] [--json FILE]
-                  every distinct op of an SD1.5 step at 512 and 768 timed with CUDA events: median, p10/p90,
+                  every distinct op of an SD1.5 step at 512 and 768 (ci: the op-case table's small rows) timed
+                  with CUDA events: median, p10/p90,
                   TFLOP/s or GB/s and the fraction of the device's peak; --list prints the cases (no GPU);
                   without a GPU exits 2 saying why
               export-random --config sd15|DIR --out DIR2 [--seed 0] [--dtype fp16|fp32]

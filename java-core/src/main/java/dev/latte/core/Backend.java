@@ -196,7 +196,8 @@ public interface Backend extends AutoCloseable {
 
     /** Whether this backend runs {@code op}: {@code "linearInt8"}, {@code "conv2dInt8"}; float ops always. */
     default boolean supports(String op) {
-        return !op.endsWith("Int8");
+        return !op.endsWith("Int8") && !op.equals("attentionCausal") && !op.equals("embedding")
+                && !op.equals("quick_gelu");
     }
 
     /** A tensor holding a copy of host int8 values (quantised weights). */
