@@ -90,6 +90,12 @@ public final class GraphRunner implements AutoCloseable {
                 throw new NonFiniteException("input '" + e.getKey() + "' holds " + bad + " NaN/Inf values");
             }
         }
+        for (var op : graph.ops()) {
+            if (!backend.supports(op.kind())) {
+                throw new IllegalArgumentException(backend.name() + " backend does not run op " + op.kind() + " ('"
+                        + op.name() + "'); use --backend cpu");
+            }
+        }
         upload(graph);
         SequencedMap<String, float[]> result = new LinkedHashMap<>();
         if (planned) {

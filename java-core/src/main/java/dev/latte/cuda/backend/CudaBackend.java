@@ -113,6 +113,9 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         if (op instanceof Op.LinearInt8 || op instanceof Op.Conv2dInt8) {
             return "no int8 kernels behind " + op.kind() + " yet";
         }
+        if (op instanceof Op.Embedding && dtype != CudaTensor.DType.F32) {
+            return "embedding needs fp32 storage (token ids above 2048 are not exact in fp16)";
+        }
         if (op instanceof Op.Attention a && g.value(a.q()).shape().dim(2) / a.heads() > ATT_MAX_D) {
             return "head dim " + g.value(a.q()).shape().dim(2) / a.heads() + " > " + ATT_MAX_D;
         }
@@ -147,6 +150,16 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     @Override
     public boolean supportsArena() {
         return true;
+    }
+
+    /** Float ops, the text encoder's causal attention and quick-GELU, and embedding in fp32 storage; no int8 yet. */
+    @Override
+    public boolean supports(String op) {
+        return switch (op) {
+            case "attentionCausal", "quick_gelu" -> true;
+            case "embedding" -> dtype == CudaTensor.DType.F32;
+            default -> Backend.super.supports(op);
+        };
     }
 
     @Override
@@ -438,8 +451,13 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
      */
     @Override
     public void attention(Tensor qt, Tensor kt, Tensor vt, int heads, float scale, Tensor outt) {
+        attention(qt, kt, vt, heads, scale, false, outt);
+    }
+
+    @Override
+    public void attention(Tensor qt, Tensor kt, Tensor vt, int heads, float scale, boolean causal, Tensor outt) {
         Shape qs = qt.shape(), ks = kt.shape();
-        String what = OpChecks.attention(qt, kt, vt, heads, outt);
+        String what = OpChecks.attention(qt, kt, vt, heads, outt) + (causal ? ", causal" : "");
         int b = qs.dim(0), sq = qs.dim(1), sk = ks.dim(1), d = qs.dim(2) / heads;
         check(d <= ATT_MAX_D, what + " (head dim " + d + " > " + ATT_MAX_D + ")");
         check(heads <= 65535 && b <= 65535, what + " (grid)");
@@ -459,7 +477,8 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
             kernel.setMaxDynamicSharedMemory(shared);
         }
         kernel.launch(blocks(sq, ATT_QUERIES), heads, b, ATT_THREADS, 1, 1, shared, new KernelArgs()
-                .ptr(q.ptr()).ptr(k.ptr()).ptr(v.ptr()).ptr(out.ptr()).i32(sq).i32(sk).i32(heads).i32(d).f32(scale));
+                .ptr(q.ptr()).ptr(k.ptr()).ptr(v.ptr()).ptr(out.ptr()).i32(sq).i32(sk).i32(heads).i32(d).f32(scale)
+                .i32(causal ? 1 : 0));
     }
 
     // ---------------------------------------------------------------- activations
@@ -472,6 +491,31 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     @Override
     public void gelu(Tensor x, Tensor out) {
         unary("gelu", x, out);
+    }
+
+    @Override
+    public void quickGelu(Tensor x, Tensor out) {
+        unary("quick_gelu", x, out);
+    }
+
+    /** fp32 storage only (see {@link #unsupported}); an id that is not a row gives a NaN row. */
+    @Override
+    public void embedding(Tensor idt, Tensor tt, Tensor pt, Tensor outt) {
+        String what = OpChecks.embedding(idt, tt, pt, outt);
+        check(dtype == CudaTensor.DType.F32, what + " (needs fp32 storage: token ids are not exact in fp16)");
+        CudaTensor ids = cuda(what, idt), table = cuda(what, tt), out = cuda(what, outt);
+        CudaTensor pos = pt == null ? null : cuda(what, pt);
+        check(out != ids && out != table && out != pos, what + " (out aliases an input)");
+        Shape os = outt.shape();
+        checkOpen();
+        long n = os.numel();
+        if (n == 0) {
+            return;
+        }
+        int grid = (int) Math.min((n + ELEMENTWISE_THREADS - 1) / ELEMENTWISE_THREADS, ELEMENTWISE_MAX_BLOCKS);
+        lib.kernel("elementwise.cu", "embedding_f32").launch(grid, 1, 1, ELEMENTWISE_THREADS, 1, 1, 0,
+                new KernelArgs().ptr(ptr(ids)).ptr(ptr(table)).ptr(pos == null ? 0L : ptr(pos)).ptr(ptr(out))
+                        .i32(os.dim(1)).i32(os.dim(2)).i32(tt.shape().dim(0)).i64(n));
     }
 
     @Override
