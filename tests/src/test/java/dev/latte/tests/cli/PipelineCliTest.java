@@ -134,4 +134,42 @@ class PipelineCliTest {
         assertBadInput(latte("img2img", "--model", pipeline().toString(), "--image", notImage.toString(), "--prompt",
                 "a", "--out", out), "n.png", "not an image");
     }
+
+    @Test
+    void validateInfoAndPlanKnowEveryComponent() {
+        Path p = pipeline();
+        Result te = latte("validate", "--model", p.resolve("text_encoder").toString(), "--golden",
+                p.resolve("text_encoder/case-2.safetensors").toString());
+        assertEquals(0, te.code(), te.err());
+        assertTrue(te.out().contains("case-2.safetensors: 5 tensors, all >= 110.0 dB"), te.out());
+        Result vae = latte("validate", "--model", p.resolve("vae").toString(), "--golden",
+                p.resolve("vae/decode-1.safetensors").toString());
+        assertEquals(0, vae.code(), vae.err());
+        assertTrue(vae.out().contains("decode-1.safetensors: 8 tensors, all >= 110.0 dB"), vae.out());
+
+        Result info = latte("info", "--model", p.toString());
+        assertEquals(0, info.code(), info.err());
+        assertTrue(info.out().contains("text_encoder: CLIPTextModel, 1,597,162 parameters"), info.out());
+        assertTrue(info.out().contains("vae: AutoencoderKL, 1,028,935 parameters"), info.out());
+        Result infoVae = latte("info", "--model", p.resolve("vae").toString());
+        assertTrue(infoVae.out().contains("parameters: 1,028,935"), infoVae.out());
+
+        Result plan = latte("plan", "--pipeline", "--config", "sd15", "--height", "256", "--width", "256");
+        assertEquals(0, plan.code(), plan.err());
+        assertTrue(plan.out().contains("text encoder (batch 2, 77 tokens)"), plan.out());
+        assertTrue(plan.out().contains("peak, phases one at a time"), plan.out());
+        Result tiled = latte("plan", "--config", p.toString(), "--height", "256", "--width", "256", "--vae-tiling");
+        assertEquals(0, tiled.code(), tiled.err());
+        assertTrue(tiled.out().contains("vae decode, tiled (16x16 latent tiles)"), tiled.out());
+        assertTrue(tiled.out().contains("tiling saves"), tiled.out());
+        Result planTe = latte("plan", "--config", p.resolve("text_encoder").toString());
+        assertEquals(0, planTe.code(), planTe.err());
+        assertTrue(planTe.out().contains("text encoder"), planTe.out());
+    }
+
+    @Test
+    void validateNamesAGoldenOfAnotherComponent() {
+        assertBadInput(latte("validate", "--model", pipeline().resolve("vae").toString(), "--golden",
+                pipeline().resolve("text_encoder/case-2.safetensors").toString()), "case-2.safetensors", "image");
+    }
 }
