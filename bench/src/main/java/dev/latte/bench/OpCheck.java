@@ -101,6 +101,7 @@ public final class OpCheck {
             double fanIn = weight ? (double) s.numel() / s.dim(0) : 1;
             for (int i = 0; i < x.length; i++) {
                 x[i] = op instanceof Op.TimestepEmbedding ? rnd.nextInt(1000)
+                        : op instanceof Op.Embedding e && id == e.ids() ? rnd.nextInt(g.value(e.table()).shape().dim(0))
                         : gamma ? (float) (1 + 0.1 * gaussian(rnd))
                         : (float) (gaussian(rnd) / Math.sqrt(fanIn));
             }

@@ -31,8 +31,16 @@ final class Plan {
     private Plan() {
     }
 
+    static final Set<String> FLAGS = Set.of("pipeline", "vae-tiling");
+
     static int run(Args a, PrintStream out) {
         a.outputFile("json");
+        if (PipelinePlan.applies(a)) {
+            return PipelinePlan.run(a, out);
+        }
+        if (a.flag("vae-tiling")) {
+            throw new Args.UsageException("plan: --vae-tiling is for --pipeline or a VAE folder");
+        }
         String configName = a.required("config");
         UNetConfig cfg = BuiltinConfigs.byName(configName);
         String source = "built-in " + configName;

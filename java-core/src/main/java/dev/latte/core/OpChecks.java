@@ -83,6 +83,17 @@ public final class OpChecks {
         return what;
     }
 
+    /** embedding: ids [B, L], table [V, D], positions [P ≥ L, D] or none, out [B, L, D]. */
+    public static String embedding(Tensor ids, Tensor table, Tensor positions, Tensor out) {
+        Shape is = ids.shape(), ts = table.shape(), os = out.shape();
+        String what = "embedding: ids " + is + ", table " + ts + ", positions "
+                + (positions == null ? "none" : positions.shape()) + ", out " + os;
+        check(is.rank() == 2 && ts.rank() == 2 && os.equals(Shape.of(is.dim(0), is.dim(1), ts.dim(1))), what);
+        check(positions == null || (positions.shape().rank() == 2 && positions.shape().dim(1) == ts.dim(1)
+                && positions.shape().dim(0) >= is.dim(1)), what);
+        return what;
+    }
+
     /** geglu: x [.., 2F], out [.., F]. */
     public static String geglu(Tensor x, Tensor out) {
         Shape xs = x.shape(), os = out.shape();

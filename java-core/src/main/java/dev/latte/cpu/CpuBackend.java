@@ -434,8 +434,13 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void attention(Tensor qt, Tensor kt, Tensor vt, int heads, float scale, Tensor outt) {
+        attention(qt, kt, vt, heads, scale, false, outt);
+    }
+
+    @Override
+    public void attention(Tensor qt, Tensor kt, Tensor vt, int heads, float scale, boolean causal, Tensor outt) {
         Shape qs = qt.shape(), ks = kt.shape();
-        String what = OpChecks.attention(qt, kt, vt, heads, outt);
+        String what = OpChecks.attention(qt, kt, vt, heads, outt) + (causal ? ", causal" : "");
         CpuTensor qc = cpu("attention", qt), kc = cpu("attention", kt), vc = cpu("attention", vt);
         CpuTensor oc = cpu("attention", outt);
         float[] q = qc.array(), k = kc.array(), v = vc.array(), out = oc.array();
@@ -445,8 +450,8 @@ public final class CpuBackend implements Backend {
         // Per (batch, head): kᵀ [D, Sk] so scores are multiply-adds over keys, v [Sk, D] packed contiguously.
         float[] kT = scratch.take(b * heads * d * sk), vh = scratch.take(b * heads * sk * d);
         try {
-            attentionPacked(q, qc.offset(), k, kc.offset(), v, vc.offset(), kT, vh, b, heads, sq, sk, d, scale, out,
-                    oc.offset());
+            attentionPacked(q, qc.offset(), k, kc.offset(), v, vc.offset(), kT, vh, b, heads, sq, sk, d, scale, causal,
+                    out, oc.offset());
         } finally {
             scratch.give(kT);
             scratch.give(vh);
@@ -454,7 +459,7 @@ public final class CpuBackend implements Backend {
     }
 
     private void attentionPacked(float[] q, int qo, float[] k, int ko, float[] v, int vo, float[] kT, float[] vh,
-            int b, int heads, int sq, int sk, int d, float scale, float[] out, int oo) {
+            int b, int heads, int sq, int sk, int d, float scale, boolean causal, float[] out, int oo) {
         int ch = heads * d;
         parallelFor(b * heads, bh -> {
             int bi = bh / heads, hi = bh % heads, base = bh * sk * d;
@@ -481,20 +486,21 @@ public final class CpuBackend implements Backend {
             float[] p = new float[sk];
             for (int i = i0; i < i1; i++) {
                 int qOff = (bi * sq + i) * ch + hi * d;
+                int keys = causal ? Math.min(sk, i + 1 + sk - sq) : sk; // causal: keys past the query never enter
                 Arrays.fill(scores, 0.0);
                 Kernels.maddTaps(scores, 0, kT, keyRows, 0, d, base, q, qo + qOff, sk); // q·kᵀ, one row
                 double max = Double.NEGATIVE_INFINITY;
-                for (int j = 0; j < sk; j++) {
+                for (int j = 0; j < keys; j++) {
                     scores[j] *= scale;
                     max = Math.max(max, scores[j]);
                 }
                 double sum = 0;
-                for (int j = 0; j < sk; j++) {
+                for (int j = 0; j < keys; j++) {
                     p[j] = (float) Math.exp(scores[j] - max);
                     sum += p[j];
                 }
                 Arrays.fill(acc, 0.0);
-                Kernels.maddTaps(acc, 0, vh, valueRows, 0, sk, base, p, 0, d); // p·v
+                Kernels.maddTaps(acc, 0, vh, valueRows, 0, keys, base, p, 0, d); // p·v
                 for (int di = 0; di < d; di++) {
                     out[oo + qOff + di] = (float) (acc[di] / sum);
                 }
@@ -526,6 +532,43 @@ public final class CpuBackend implements Backend {
                 out[oo + i] = gelu(x[xo + i]);
             }
         });
+    }
+
+    @Override
+    public void quickGelu(Tensor xt, Tensor outt) {
+        CpuTensor xc = cpu("quickGelu", xt), oc = unary("quickGelu", xt, outt);
+        float[] x = xc.array(), out = oc.array();
+        int xo = xc.offset(), oo = oc.offset();
+        chunked(xt.shape().size(), (i0, i1) -> {
+            for (int i = i0; i < i1; i++) {
+                float v = x[xo + i];
+                out[oo + i] = (float) (v / (1.0 + Math.exp(-1.702 * v)));
+            }
+        });
+    }
+
+    @Override
+    public void embedding(Tensor idt, Tensor tt, Tensor pt, Tensor outt) {
+        String what = OpChecks.embedding(idt, tt, pt, outt);
+        CpuTensor ic = cpu("embedding", idt), tc = cpu("embedding", tt), oc = cpu("embedding", outt);
+        CpuTensor pc = pt == null ? null : cpu("embedding", pt);
+        check(!oc.overlaps(ic) && !oc.overlaps(tc) && (pc == null || !oc.overlaps(pc)), what + " (out aliases an input)");
+        int b = idt.shape().dim(0), l = idt.shape().dim(1), vocab = tt.shape().dim(0), d = tt.shape().dim(1);
+        float[] ids = ic.array(), table = tc.array(), out = oc.array();
+        for (int i = 0; i < b * l; i++) {
+            float id = ids[ic.offset() + i];
+            check(id >= 0 && id < vocab && id == Math.rint(id), what + " (id " + id + " at [" + i / l + ", " + i % l
+                    + "] is not a row of the " + vocab + "-row table)");
+            int row = (int) id;
+            int o = oc.offset() + i * d;
+            System.arraycopy(table, tc.offset() + row * d, out, o, d);
+            if (pc != null) {
+                int po = pc.offset() + (i % l) * d;
+                for (int j = 0; j < d; j++) {
+                    out[o + j] += pc.array()[po + j];
+                }
+            }
+        }
     }
 
     @Override

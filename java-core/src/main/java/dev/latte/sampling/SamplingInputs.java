@@ -64,18 +64,23 @@ public final class SamplingInputs {
 
     /** {@code latents} [batch, channels, H, W] from {@code path}. */
     public static Latents latents(Path path, int batch, int channels) {
+        return latents(path, batch, channels, "latents");
+    }
+
+    /** Tensor {@code name} [batch, channels, H, W] from {@code path}. */
+    public static Latents latents(Path path, int batch, int channels, String name) {
         try (SafeTensorsFile f = SafeTensorsFile.open(path)) {
             String file = name(path);
-            if (!f.contains("latents")) {
-                throw new WeightsException(file + ": no tensor 'latents' (initial latents [" + batch + ", " + channels
+            if (!f.contains(name)) {
+                throw new WeightsException(file + ": no tensor '" + name + "' (initial latents [" + batch + ", " + channels
                         + ", H, W]); it has " + names(f));
             }
-            int[] s = f.info("latents").intShape();
+            int[] s = f.info(name).intShape();
             if (s.length != 4 || s[0] != batch || s[1] != channels || s[2] < 1 || s[3] < 1) {
-                throw new WeightsException(file + ": tensor 'latents' has shape " + Shape.of(s) + ", expected ["
+                throw new WeightsException(file + ": tensor '" + name + "' has shape " + Shape.of(s) + ", expected ["
                         + batch + ", " + channels + ", H, W] (batch from the context, channels from the model)");
             }
-            return new Latents(finite(f, file, "latents"), s[0], s[1], s[2], s[3]);
+            return new Latents(finite(f, file, name), s[0], s[1], s[2], s[3]);
         }
     }
 

@@ -15,6 +15,7 @@ import static dev.latte.cuda.backend.Launch.check;
  * {@code attention.cu}: flash-style attention, one launch, a block per {@link #QUERIES} queries of
  * one (batch, head), K/V streamed through shared memory {@link #KEYS} keys at a time; head dims
  * 40, 64, 80, 160 have their own kernels, any other d ≤ {@link #MAX_D} takes the generic one.
+ * Causal (CLIP's text encoder) is a kernel argument: keys past a query score −∞, no mask exists.
  */
 final class AttentionLauncher {
     static final String FILE = "attention.cu";
@@ -33,9 +34,9 @@ final class AttentionLauncher {
         this.l = launch;
     }
 
-    public void attention(Tensor qt, Tensor kt, Tensor vt, int heads, float scale, Tensor outt) {
+    public void attention(Tensor qt, Tensor kt, Tensor vt, int heads, float scale, boolean causal, Tensor outt) {
         Shape qs = qt.shape(), ks = kt.shape();
-        String what = OpChecks.attention(qt, kt, vt, heads, outt);
+        String what = OpChecks.attention(qt, kt, vt, heads, outt) + (causal ? ", causal" : "");
         int b = qs.dim(0), sq = qs.dim(1), sk = ks.dim(1), d = qs.dim(2) / heads;
         check(d <= MAX_D, what + " (head dim " + d + " > " + MAX_D + ")");
         check(heads <= 65535 && b <= 65535, what + " (grid)");
@@ -56,6 +57,7 @@ final class AttentionLauncher {
             kernel.setMaxDynamicSharedMemory(shared);
         }
         kernel.launch(Launch.blocks(sq, QUERIES), heads, b, WARPS * 32, 1, 1, shared, new KernelArgs()
-                .ptr(q.ptr()).ptr(k.ptr()).ptr(v.ptr()).ptr(out.ptr()).i32(sq).i32(sk).i32(heads).i32(d).f32(scale));
+                .ptr(q.ptr()).ptr(k.ptr()).ptr(v.ptr()).ptr(out.ptr()).i32(sq).i32(sk).i32(heads).i32(d).f32(scale)
+                .i32(causal ? 1 : 0));
     }
 }

@@ -120,6 +120,9 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     /** Every op; attention up to head dim {@link AttentionLauncher#MAX_D}. */
     @Override
     public String unsupported(Op op, Graph g) {
+        if (op instanceof Op.Embedding && dtype != CudaTensor.DType.F32) {
+            return "embedding needs fp32 storage (token ids above 2048 are not exact in fp16)";
+        }
         if (op instanceof Op.Attention a && g.value(a.q()).shape().dim(2) / a.heads() > AttentionLauncher.MAX_D) {
             return "head dim " + g.value(a.q()).shape().dim(2) / a.heads() + " > " + AttentionLauncher.MAX_D;
         }
@@ -188,6 +191,16 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     @Override
     public boolean supportsArena() {
         return true;
+    }
+
+    /** Float ops, the text encoder's causal attention and quick-GELU, and embedding in fp32 storage; no int8 yet. */
+    @Override
+    public boolean supports(String op) {
+        return switch (op) {
+            case "attentionCausal", "quick_gelu" -> true;
+            case "embedding" -> dtype == CudaTensor.DType.F32;
+            default -> true;
+        };
     }
 
     @Override
@@ -347,11 +360,6 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
 
     /** Every float op, and the int8 ones ({@link Int8Ops}). */
     @Override
-    public boolean supports(String op) {
-        return true;
-    }
-
-    @Override
     public Tensor uploadInt8(Shape shape, byte[] values) {
         checkOpen();
         check(values.length == shape.numel(), "uploadInt8: " + values.length + " values for shape " + shape);
@@ -409,7 +417,24 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
 
     @Override
     public void attention(Tensor q, Tensor k, Tensor v, int heads, float scale, Tensor out) {
-        attentions.attention(q, k, v, heads, scale, out);
+        attentions.attention(q, k, v, heads, scale, false, out);
+    }
+
+    @Override
+    public void attention(Tensor q, Tensor k, Tensor v, int heads, float scale, boolean causal, Tensor out) {
+        attentions.attention(q, k, v, heads, scale, causal, out);
+    }
+
+    @Override
+    public void quickGelu(Tensor x, Tensor out) {
+        elementwise.unary("quick_gelu", x, out);
+    }
+
+    @Override
+    public void embedding(Tensor ids, Tensor table, Tensor positions, Tensor out) {
+        Launch.check(dtype == CudaTensor.DType.F32, OpChecks.embedding(ids, table, positions, out)
+                + " (needs fp32 storage: token ids above 2048 are not exact in fp16)");
+        elementwise.embedding(ids, table, positions, out);
     }
 
     @Override

@@ -26,7 +26,26 @@ final class ElementwiseLauncher implements AutoCloseable {
         this.l = launch;
     }
 
-    /** {@code silu} or {@code gelu}; out may be x. */
+    /**
+     * out [B, L, D] = table[ids] (+ positions); fp32 storage only (the backend refuses it in fp16).
+     * An id that is not a row gives a NaN row, which the caller's finiteness check names.
+     */
+    public void embedding(Tensor idt, Tensor tt, Tensor pt, Tensor outt) {
+        String what = OpChecks.embedding(idt, tt, pt, outt);
+        CudaTensor ids = l.cuda(what, idt), table = l.cuda(what, tt), out = l.cuda(what, outt);
+        CudaTensor pos = pt == null ? null : l.cuda(what, pt);
+        Launch.apart(what, out, ids, "ids");
+        Launch.apart(what, out, table, "table");
+        if (pos != null) {
+            Launch.apart(what, out, pos, "positions");
+        }
+        Shape os = outt.shape();
+        l.elementwise(FILE, "embedding", os.numel(), new KernelArgs().ptr(Launch.ptr(ids)).ptr(Launch.ptr(table))
+                .ptr(pos == null ? 0L : Launch.ptr(pos)).ptr(Launch.ptr(out)).i32(os.dim(1)).i32(os.dim(2))
+                .i32(tt.shape().dim(0)).i64(os.numel()));
+    }
+
+    /** {@code silu}, {@code gelu} or {@code quick_gelu}; out may be x. */
     public void unary(String op, Tensor xt, Tensor outt) {
         String what = OpChecks.unary(op, xt, outt);
         CudaTensor x = l.cuda(what, xt), out = l.cuda(what, outt);
