@@ -15,6 +15,10 @@ public final class CpuTensor implements Tensor {
     private final int length;
     private final CpuTensor arena;
     private float[] array;
+    /** Set by {@link CpuBackend#upload}: only such tensors (weights) keep a packed copy. */
+    boolean uploaded;
+    /** This tensor laid out for the GEMM kernels, made on first use as a weight; dropped when written. */
+    private Object pack;
 
     /** Wraps {@code data} without copying; the tensor owns it from now on. */
     public CpuTensor(Shape shape, float[] data) {
@@ -92,6 +96,22 @@ public final class CpuTensor implements Tensor {
     void release() {
         if (arena == null) {
             array = null;
+        }
+        pack = null;
+    }
+
+    synchronized Object pack() {
+        return pack;
+    }
+
+    synchronized void pack(Object p) {
+        pack = p;
+    }
+
+    /** Forgets the packed copy: the values are about to change. */
+    void dropPack() {
+        if (uploaded) {
+            pack(null);
         }
     }
 
