@@ -44,7 +44,7 @@ final class Bench {
         if (warmup < 0 || iters < 1) {
             throw new Args.UsageException("bench unet: --warmup must be >= 0 and --iters >= 1");
         }
-        try (Backend backend = Main.backend(a); UNetModel model = UNetModel.load(Path.of(a.required("model")));
+        try (Backend backend = Backends.open(a, "fp32"); UNetModel model = UNetModel.load(Path.of(a.required("model")));
              UNetRunner runner = new UNetRunner(model, backend)) {
             int side = model.config().sampleSize() == null ? 64 : model.config().sampleSize();
             var d = new UNetRunner.Dims(a.getInt("batch", 2), a.getInt("height", side), a.getInt("width", side),

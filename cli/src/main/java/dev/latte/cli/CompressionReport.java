@@ -68,7 +68,7 @@ final class CompressionReport {
         } catch (IOException e) {
             throw new WeightsException("cannot create a scratch folder: " + e.getMessage(), e);
         }
-        try (Backend backend = Main.backend(a)) {
+        try (Backend backend = Backends.open(a, "fp32")) {
             List<Variant> variants = derive(modelDir, work, err);
             ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
             ObjectNode root = json.createObjectNode();

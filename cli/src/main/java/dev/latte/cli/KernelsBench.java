@@ -6,8 +6,8 @@ import dev.latte.bench.CublasGemm;
 import dev.latte.bench.KernelBench;
 import dev.latte.bench.KernelCase;
 import dev.latte.bench.KernelCases;
+import dev.latte.bench.OpCases;
 import dev.latte.cuda.CudaContext;
-import dev.latte.cuda.CudaUnavailableException;
 import dev.latte.cuda.backend.CudaBackend;
 
 import java.io.PrintStream;
@@ -21,8 +21,10 @@ import java.util.Set;
 
 /**
  * {@code latte bench kernels}: every distinct op of an SD1.5 step at 512² and 768² (derived from
- * the fused graph, {@link KernelCases}), timed on the GPU with CUDA events; {@code --list} prints
- * the table without a GPU. Without a GPU (and without --list) it exits 2 saying why.
+ * the fused graph, {@link KernelCases}; the same rows the op-case test runs under
+ * {@code -Dlatte.cases=sd15}), or with {@code --config ci} the op-case table's small CI rows
+ * ({@link OpCases#ci}), timed on the GPU with CUDA events; {@code --list} prints the table without
+ * a GPU. Without a GPU (and without --list) it exits 2 saying why.
  */
 final class KernelsBench {
     static final Set<String> OPTIONS = Set.of("json", "dtype", "runs", "warmup", "batch", "sizes", "config");
@@ -48,16 +50,11 @@ final class KernelsBench {
             printTable(cases, null, out);
             return 0;
         }
-        String reason = CudaContext.unavailableReason();
-        if (reason != null) {
-            throw new Args.UsageException("bench kernels: no GPU: " + reason + " (--list prints the case table)");
-        }
         CudaBackend backend;
         try {
-            backend = CudaBackend.open(0, dtype.equals("fp16") ? CudaBackend.Precision.FP16
-                    : CudaBackend.Precision.FP32);
-        } catch (CudaUnavailableException e) {
-            throw new Args.UsageException("bench kernels: no GPU: " + e.getMessage());
+            backend = (CudaBackend) Backends.open("cuda", dtype, 1);
+        } catch (Backends.Unavailable e) {
+            throw new Args.UsageException("bench kernels: no GPU: " + e.reason() + " (--list prints the case table)");
         }
         try (backend) {
             CudaContext ctx = backend.context();
@@ -122,6 +119,9 @@ final class KernelsBench {
     static List<KernelCase> cases(Args a, int batch, int elementBytes) {
         String config = a.get("config", "sd15");
         String sizes = a.get("sizes", null);
+        if (config.equals("ci")) {
+            return KernelCases.fromOpCases(OpCases.ci(), elementBytes, "ci");
+        }
         if (config.equals("sd15") && sizes == null) {
             return KernelCases.sd15(batch, elementBytes);
         }

@@ -3,10 +3,6 @@ package dev.latte.cli;
 import dev.latte.core.Backend;
 import dev.latte.core.Compare;
 import dev.latte.core.Int8Mode;
-import dev.latte.cpu.CpuBackend;
-import dev.latte.cuda.CudaContext;
-import dev.latte.cuda.CudaUnavailableException;
-import dev.latte.cuda.backend.CudaBackend;
 import dev.latte.graph.GraphException;
 import dev.latte.graph.NonFiniteException;
 import dev.latte.model.GoldenCase;
@@ -28,7 +24,7 @@ import java.util.Set;
 public final class Main {
     static final String USAGE = """
             usage: latte COMMAND [options]
-              validate --model DIR --golden CASE.safetensors [--backend cpu|cuda] [--dtype fp32|fp16]
+              validate --model DIR --golden CASE.safetensors [--backend cpu|cuda|ref] [--dtype fp32|fp16]
                        [--min-psnr DB] [--threads N]
                        [--int8-mode w8a16|w8a8]
                   run the UNet on a golden case's inputs; PSNR per stored tensor; exit 1 below --min-psnr
@@ -47,9 +43,10 @@ public final class Main {
                   one UNet step of a config with seeded random weights made in memory (H, W image pixels):
                   latency median/p10/p90, arena/weight/workspace bytes, ops and kernel launches per step;
                   --graph (cuda) replays the step as one captured CUDA graph
-              bench kernels [--dtype fp16|fp32] [--runs 20] [--warmup 5] [--batch 2] [--config sd15|DIR]
+              bench kernels [--dtype fp16|fp32] [--runs 20] [--warmup 5] [--batch 2] [--config sd15|ci|DIR]
                             [--sizes 512,768] [--list] [--json FILE]
-                  every distinct op of an SD1.5 step at 512 and 768 timed with CUDA events: median, p10/p90,
+                  every distinct op of an SD1.5 step at 512 and 768 (ci: the op-case table's small rows) timed
+                  with CUDA events: median, p10/p90,
                   TFLOP/s or GB/s and the fraction of the device's peak; --list prints the cases (no GPU);
                   without a GPU exits 2 saying why
               export-random --config sd15|DIR --out DIR2 [--seed 0] [--dtype fp16|fp32]
@@ -113,34 +110,6 @@ public final class Main {
         }
     }
 
-    static Backend backend(Args a) {
-        String name = a.get("backend", "cpu");
-        int threads = a.getInt("threads", Runtime.getRuntime().availableProcessors());
-        if (threads < 1) {
-            throw new Args.UsageException("--threads must be at least 1");
-        }
-        if (name.equals("cpu")) {
-            return new CpuBackend(threads);
-        }
-        if (name.equals("cuda")) {
-            CudaBackend.Precision precision = switch (a.get("dtype", "fp32")) {
-                case "fp32" -> CudaBackend.Precision.FP32;
-                case "fp16" -> CudaBackend.Precision.FP16;
-                default -> throw new Args.UsageException("--dtype must be fp16 or fp32, not '" + a.get("dtype", "") + "'");
-            };
-            String reason = CudaContext.unavailableReason();
-            if (reason != null) {
-                throw new Args.UsageException("cuda backend unavailable: " + reason);
-            }
-            try {
-                return CudaBackend.open(0, precision);
-            } catch (CudaUnavailableException e) {
-                throw new Args.UsageException("cuda backend unavailable: " + e.getMessage());
-            }
-        }
-        throw new Args.UsageException("unknown backend '" + name + "' (this build has: cpu, cuda)");
-    }
-
     /** validate's default gate: 110 dB on the CPU, 100 on CUDA fp32, 45 on CUDA fp16 (DESIGN.md). */
     static double defaultMinPsnr(Args a) {
         if (!a.get("backend", "cpu").equals("cuda")) {
@@ -153,7 +122,7 @@ public final class Main {
         Path modelDir = Path.of(a.required("model"));
         Path golden = Path.of(a.required("golden"));
         double minPsnr = a.getDouble("min-psnr", defaultMinPsnr(a));
-        try (Backend backend = backend(a); UNetModel model = UNetModel.load(modelDir);
+        try (Backend backend = Backends.open(a, "fp32"); UNetModel model = UNetModel.load(modelDir);
              UNetRunner runner = new UNetRunner(model, backend,
                      Int8Mode.parse(a.get("int8-mode", "w8a16")))) {
             err.println("latte: running " + golden.getFileName() + " on " + backend.name() + "...");

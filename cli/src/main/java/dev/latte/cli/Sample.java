@@ -49,7 +49,7 @@ final class Sample {
         Scheduler scheduler = scheduler(a);
         double guidance = a.getDouble("guidance", scheduler instanceof LcmScheduler ? 1.0 : 7.5);
         long seed = seed(a);
-        try (Backend backend = Main.backend(a); UNetModel model = UNetModel.load(Path.of(a.required("model")))) {
+        try (Backend backend = Backends.open(a, "fp32"); UNetModel model = UNetModel.load(Path.of(a.required("model")))) {
             int channels = model.config().inChannels();
             if (model.config().outChannels() != channels) {
                 throw new IllegalArgumentException(model.dir() + ": in_channels " + channels + " != out_channels "

@@ -52,7 +52,7 @@ final class SamplingBench {
         SchedulerConfig sd = SchedulerConfig.SD15;
         List<Config> configs = List.of(new Config("ddim-20", new DdimScheduler(sd, 20, 0), 7.5),
                 new Config("ddim-50", new DdimScheduler(sd, 50, 0), 7.5), new Config("lcm-4", new LcmScheduler(sd, 4), 1.0));
-        try (Backend backend = Main.backend(a); UNetModel model = UNetModel.load(Path.of(a.required("model")));
+        try (Backend backend = Backends.open(a, "fp32"); UNetModel model = UNetModel.load(Path.of(a.required("model")));
              UNetRunner runner = new UNetRunner(model, backend)) {
             var ctx = SamplingInputs.context(Path.of(a.required("context")), model.unet().contextDim(), true);
             int side = model.config().sampleSize() == null ? 64 : model.config().sampleSize();

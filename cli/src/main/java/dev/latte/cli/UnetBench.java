@@ -7,14 +7,13 @@ import dev.latte.core.Backend;
 import dev.latte.core.Int8Mode;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
-import dev.latte.cpu.CpuBackend;
 import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.CudaEvent;
 import dev.latte.cuda.CudaGraph;
 import dev.latte.cuda.CudaKernel;
-import dev.latte.cuda.CudaUnavailableException;
 import dev.latte.cuda.backend.CudaBackend;
-import dev.latte.graph.Executor;
+import dev.latte.exec.Executor;
+import dev.latte.exec.PlannedArena;
 import dev.latte.graph.Fusion;
 import dev.latte.graph.Graph;
 import dev.latte.graph.Op;
@@ -23,7 +22,6 @@ import dev.latte.graph.WeightFormat;
 import dev.latte.plan.BuiltinConfigs;
 import dev.latte.plan.MemoryPlan;
 import dev.latte.plan.MemoryPlanner;
-import dev.latte.plan.PlannedArena;
 import dev.latte.quant.Int8;
 import dev.latte.unet.UNet2DConditionModel;
 import dev.latte.weights.DType;
@@ -121,7 +119,7 @@ final class UnetBench {
         int lh = height / 8, lw = width / 8;
         Graph graph = Fusion.fuse(unet.graph(batch, lh, lw, context, format));
 
-        try (Backend backend = open(backendName, dtype, a)) {
+        try (Backend backend = Backends.open(a, dtype)) {
             if (dtype.equals("int8") && !(backend.supports("linearInt8") && backend.supports("conv2dInt8"))) {
                 throw new Args.UsageException("bench unet: the " + backend.name()
                         + " backend has no int8 ops (linearInt8, conv2dInt8) yet");
@@ -314,35 +312,6 @@ final class UnetBench {
             d.put("arch", ctx.arch());
         }
         return root;
-    }
-
-    private static Backend open(String name, String dtype, Args a) {
-        int threads = a.getInt("threads", Runtime.getRuntime().availableProcessors());
-        if (threads < 1) {
-            throw new Args.UsageException("--threads must be at least 1");
-        }
-        switch (name) {
-            case "cpu" -> {
-                if (dtype.equals("fp16")) {
-                    throw new Args.UsageException("bench unet: the cpu backend computes fp32 (or int8); --dtype fp16"
-                            + " needs --backend cuda");
-                }
-                return new CpuBackend(threads);
-            }
-            case "cuda" -> {
-                String reason = CudaContext.unavailableReason();
-                if (reason != null) {
-                    throw new Args.UsageException("bench unet: cuda backend unavailable: " + reason);
-                }
-                try {
-                    return CudaBackend.open(0, dtype.equals("fp32") ? CudaBackend.Precision.FP32
-                            : CudaBackend.Precision.FP16);
-                } catch (CudaUnavailableException e) {
-                    throw new Args.UsageException("bench unet: cuda backend unavailable: " + e.getMessage());
-                }
-            }
-            default -> throw new Args.UsageException("unknown backend '" + name + "' (this build has: cpu, cuda)");
-        }
     }
 
     /** Conv and linear weights: what an int8 model stores as int8 (as {@code Quantizer} chooses them). */

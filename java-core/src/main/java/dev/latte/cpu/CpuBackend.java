@@ -7,6 +7,8 @@ import dev.latte.core.NormAct;
 import dev.latte.core.OpChecks;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
+import dev.latte.math.Erf;
+import dev.latte.math.SleefExp;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;

@@ -4,12 +4,25 @@ import dev.latte.core.Backend;
 import dev.latte.core.Conv2dParams;
 import dev.latte.core.Int8Mode;
 import dev.latte.core.NormAct;
+import dev.latte.core.OpChecks;
+import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
+
+import java.util.Locale;
 
 /**
  * One step of a static op list: reads tensors by value id, writes one new value. Ops are data:
  * the model emits them once per input shape, a backend runs them, a planner can reorder memory
  * around them. {@code name} is the diffusers module path plus the op, for errors and profiles.
+ *
+ * <p>An op carries its own facts, so that adding one touches its record, the backends and the
+ * op-case table, not switches across the tree: how to run it ({@link #run}), its shape check
+ * ({@link #check}), which inputs it may overwrite ({@link #inPlaceInputs}), its cost
+ * ({@link #flops}, {@link #bytes}, {@link #computeBound}) and a one-line description of its
+ * shapes ({@link #describe}). FLOPs count a multiply-add as 2 (ggml's {@code op_flops}); bytes are
+ * the fewest one run must move: every input read once (a value read twice counted once) and the
+ * output written once, activations and float weights at {@code elementBytes}, int8 weights 1,
+ * their scales and timesteps 4.
  */
 public sealed interface Op {
     String name();
@@ -21,13 +34,129 @@ public sealed interface Op {
 
     void run(Backend b, Tensor[] env);
 
+    /**
+     * Checks the op's shapes against the graph's values with the same rules (and messages) every
+     * backend applies ({@link OpChecks}); throws {@link IllegalArgumentException} naming the op.
+     */
+    void check(Graph g);
+
+    /**
+     * Inputs whose bytes the output may be: the op reads each element of these before writing
+     * the same element of out, so the memory planner may run it in place over one that dies here.
+     */
+    default int[] inPlaceInputs() {
+        return new int[0];
+    }
+
+    /** The op kind as tables name it: the record's name with a lower-case first letter. */
+    default String kind() {
+        String s = getClass().getSimpleName();
+        return Character.toLowerCase(s.charAt(0)) + s.substring(1);
+    }
+
+    /** Arithmetic per run; elementwise ops, norms and data movement count one per output element. */
+    default long flops(Graph g) {
+        return shape(g, out()).numel();
+    }
+
+    /** Whether the op is limited by arithmetic (conv, GEMM, attention) rather than memory. */
+    default boolean computeBound() {
+        return false;
+    }
+
+    /** The int8 weight and its scales, or -1: read at 1 and 4 bytes an element. */
+    default int int8Weight() {
+        return -1;
+    }
+
+    default int int8Scale() {
+        return -1;
+    }
+
+    default long bytes(Graph g, int elementBytes) {
+        long total = shape(g, out()).numel() * elementBytes;
+        int[] ins = inputs();
+        for (int i = 0; i < ins.length; i++) {
+            int id = ins[i];
+            if (id < 0 || indexOf(ins, id) < i) {
+                continue; // absent, or the same value read twice
+            }
+            int width = id == int8Weight() ? 1 : id == int8Scale() || this instanceof TimestepEmbedding ? 4
+                    : elementBytes;
+            total += shape(g, id).numel() * width;
+        }
+        return total;
+    }
+
+    /** The op's shapes and parameters in one line, without names or value ids. */
+    default String describe(Graph g) {
+        StringBuilder s = new StringBuilder("in");
+        for (int id : inputs()) {
+            if (id >= 0 && g.value(id).kind() != Value.Kind.PARAM) {
+                s.append(' ').append(shape(g, id));
+            }
+        }
+        return s.append(" -> ").append(shape(g, out())).toString();
+    }
+
+    private static int indexOf(int[] a, int v) {
+        for (int i = 0; i < a.length; i++) {
+            if (a[i] == v) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    private static Shape shape(Graph g, int id) {
+        return g.value(id).shape();
+    }
+
+    /** A value's shape as a tensor for {@link OpChecks}; null for an absent optional input. */
+    private static Tensor tensor(Graph g, int id) {
+        if (id < 0) {
+            return null;
+        }
+        Shape s = g.value(id).shape();
+        return () -> s;
+    }
+
     private static Tensor opt(Tensor[] env, int id) {
         return id < 0 ? null : env[id];
+    }
+
+    private static String conv(Graph g, int x, int w, Conv2dParams p) {
+        String pad = p.strideH() == p.strideW() && p.padTop() == p.padLeft() && p.padTop() == p.padBottom()
+                && p.padLeft() == p.padRight()
+                ? " stride " + p.strideH() + " pad " + p.padTop()
+                : " stride " + p.strideH() + "x" + p.strideW() + " pad " + p.padTop() + "," + p.padLeft() + ","
+                + p.padBottom() + "," + p.padRight();
+        return "x " + shape(g, x) + " w " + shape(g, w) + pad;
+    }
+
+    /** 2·out·C·R·S for a conv with weight [K, C, R, S]. */
+    private static long convFlops(Graph g, int w, int out) {
+        Shape ws = shape(g, w);
+        return 2L * shape(g, out).numel() * ws.dim(1) * ws.dim(2) * ws.dim(3);
+    }
+
+    private static void scaleShape(Graph g, int w, int scale, String what) {
+        if (!shape(g, scale).equals(Shape.of(shape(g, w).dim(0)))) {
+            throw new IllegalArgumentException(what + ": scale " + shape(g, scale) + " for weight " + shape(g, w));
+        }
     }
 
     record Conv2d(String name, int x, int w, int bias, Conv2dParams p, int out) implements Op {
         public int[] inputs() { return new int[] {x, w, bias}; }
         public void run(Backend b, Tensor[] e) { b.conv2d(e[x], e[w], opt(e, bias), p, e[out]); }
+        public void check(Graph g) {
+            OpChecks.conv2d(tensor(g, x), shape(g, x).dim(-2), shape(g, x).dim(-1), tensor(g, w), tensor(g, bias), p, tensor(g, out), "");
+        }
+        public long flops(Graph g) { return convFlops(g, w, out); }
+        public boolean computeBound() { return true; }
+        public String describe(Graph g) {
+            return conv(g, x, w, p) + (bias >= 0 ? " bias" : "") + " -> " + shape(g, out);
+        }
     }
 
     /**
@@ -42,6 +171,22 @@ public sealed interface Op {
             NormAct norm = normGamma < 0 ? null : new NormAct(e[normGamma], e[normBeta], groups, eps, silu);
             b.conv2dFused(e[x], norm, e[w], opt(e, bias), p, opt(e, residual), e[out]);
         }
+        public void check(Graph g) {
+            OpChecks.conv2d(tensor(g, x), shape(g, x).dim(-2), shape(g, x).dim(-1), tensor(g, w), tensor(g, bias), p, tensor(g, out), "");
+            if (normGamma >= 0) {
+                OpChecks.groupNorm(tensor(g, x), tensor(g, normGamma), tensor(g, normBeta), groups, tensor(g, x));
+            }
+            if (residual >= 0 && !shape(g, residual).equals(shape(g, out))) {
+                throw new IllegalArgumentException(name + ": residual " + shape(g, residual) + ", out " + shape(g, out));
+            }
+        }
+        public int[] inPlaceInputs() { return residual >= 0 && residual != x ? new int[] {residual} : new int[0]; }
+        public long flops(Graph g) { return convFlops(g, w, out); }
+        public boolean computeBound() { return true; }
+        public String describe(Graph g) {
+            return conv(g, x, w, p) + (normGamma >= 0 ? " groupnorm " + groups + (silu ? "+silu" : "") : "")
+                    + (bias >= 0 ? " bias" : "") + (residual >= 0 ? " +residual" : "") + " -> " + shape(g, out);
+        }
     }
 
     /** conv(upsampleNearest(x to height × width)) + bias, made by {@link Fusion}. */
@@ -49,28 +194,58 @@ public sealed interface Op {
             implements Op {
         public int[] inputs() { return new int[] {x, w, bias}; }
         public void run(Backend b, Tensor[] e) { b.conv2dUpsampled(e[x], height, width, e[w], opt(e, bias), p, e[out]); }
+        public void check(Graph g) { OpChecks.conv2d(tensor(g, x), height, width, tensor(g, w), tensor(g, bias), p, tensor(g, out), ""); }
+        public long flops(Graph g) { return convFlops(g, w, out); }
+        public boolean computeBound() { return true; }
+        public String describe(Graph g) {
+            return "x " + shape(g, x) + " upsampled to " + height + "x" + width
+                    + conv(g, x, w, p).substring(("x " + shape(g, x)).length()) + (bias >= 0 ? " bias" : "")
+                    + " -> " + shape(g, out);
+        }
     }
 
     record GroupNorm(String name, int x, int gamma, int beta, int groups, float eps, boolean silu, int out)
             implements Op {
         public int[] inputs() { return new int[] {x, gamma, beta}; }
         public void run(Backend b, Tensor[] e) { b.groupNorm(e[x], e[gamma], e[beta], groups, eps, silu, e[out]); }
+        public void check(Graph g) { OpChecks.groupNorm(tensor(g, x), tensor(g, gamma), tensor(g, beta), groups, tensor(g, out)); }
+        public String describe(Graph g) {
+            return "x " + shape(g, x) + " groups " + groups + (silu ? " +silu" : "") + " -> " + shape(g, out);
+        }
     }
 
     record LayerNorm(String name, int x, int gamma, int beta, float eps, int out) implements Op {
         public int[] inputs() { return new int[] {x, gamma, beta}; }
         public void run(Backend b, Tensor[] e) { b.layerNorm(e[x], e[gamma], e[beta], eps, e[out]); }
+        public void check(Graph g) { OpChecks.layerNorm(tensor(g, x), tensor(g, gamma), tensor(g, beta), tensor(g, out)); }
     }
 
     record Linear(String name, int x, int w, int bias, int out) implements Op {
         public int[] inputs() { return new int[] {x, w, bias}; }
         public void run(Backend b, Tensor[] e) { b.linear(e[x], e[w], opt(e, bias), e[out]); }
+        public void check(Graph g) { OpChecks.linear(tensor(g, x), tensor(g, w), tensor(g, bias), tensor(g, out)); }
+        public long flops(Graph g) { return 2L * shape(g, out).numel() * shape(g, w).dim(1); }
+        public boolean computeBound() { return true; }
+        public String describe(Graph g) {
+            return "x " + shape(g, x) + " w " + shape(g, w) + (bias >= 0 ? " bias" : "") + " -> " + shape(g, out);
+        }
     }
 
     /** {@link Linear} with int8 weights {@code w} and their per-row scales {@code wScale}. */
     record LinearInt8(String name, int x, int w, int wScale, int bias, Int8Mode mode, int out) implements Op {
         public int[] inputs() { return new int[] {x, w, wScale, bias}; }
         public void run(Backend b, Tensor[] e) { b.linearInt8(e[x], e[w], e[wScale], opt(e, bias), mode, e[out]); }
+        public void check(Graph g) {
+            OpChecks.linear(tensor(g, x), tensor(g, w), tensor(g, bias), tensor(g, out));
+            scaleShape(g, w, wScale, name);
+        }
+        public long flops(Graph g) { return 2L * shape(g, out).numel() * shape(g, w).dim(1); }
+        public boolean computeBound() { return true; }
+        public int int8Weight() { return w; }
+        public int int8Scale() { return wScale; }
+        public String describe(Graph g) {
+            return "x " + shape(g, x) + " w " + shape(g, w) + " " + mode + " -> " + shape(g, out);
+        }
     }
 
     /** {@link Conv2d} with int8 weights {@code w} and their per-output-channel scales {@code wScale}. */
@@ -80,11 +255,32 @@ public sealed interface Op {
         public void run(Backend b, Tensor[] e) {
             b.conv2dInt8(e[x], e[w], e[wScale], opt(e, bias), p, mode, e[out]);
         }
+        public void check(Graph g) {
+            OpChecks.conv2d(tensor(g, x), shape(g, x).dim(-2), shape(g, x).dim(-1), tensor(g, w), tensor(g, bias), p, tensor(g, out), "");
+            scaleShape(g, w, wScale, name);
+        }
+        public long flops(Graph g) { return convFlops(g, w, out); }
+        public boolean computeBound() { return true; }
+        public int int8Weight() { return w; }
+        public int int8Scale() { return wScale; }
+        public String describe(Graph g) { return conv(g, x, w, p) + " " + mode + " -> " + shape(g, out); }
     }
 
     record Attention(String name, int q, int k, int v, int heads, float scale, int out) implements Op {
         public int[] inputs() { return new int[] {q, k, v}; }
         public void run(Backend b, Tensor[] e) { b.attention(e[q], e[k], e[v], heads, scale, e[out]); }
+        public void check(Graph g) { OpChecks.attention(tensor(g, q), tensor(g, k), tensor(g, v), heads, tensor(g, out)); }
+        /** QKᵀ and PV; the softmax is not counted. */
+        public long flops(Graph g) {
+            Shape qs = shape(g, q);
+            return 4L * qs.dim(0) * heads * qs.dim(1) * shape(g, k).dim(1) * (qs.dim(2) / heads);
+        }
+        public boolean computeBound() { return true; }
+        public String describe(Graph g) {
+            Shape qs = shape(g, q);
+            return String.format(Locale.ROOT, "batch %d heads %d head_dim %d queries %d keys %d", qs.dim(0), heads,
+                    qs.dim(2) / heads, qs.dim(1), shape(g, k).dim(1)) + " -> " + shape(g, out);
+        }
     }
 
     enum Fn { SILU, GELU, GEGLU }
@@ -98,45 +294,66 @@ public sealed interface Op {
                 case GEGLU -> b.geglu(e[x], e[out]);
             }
         }
+        public void check(Graph g) {
+            if (fn == Fn.GEGLU) {
+                OpChecks.geglu(tensor(g, x), tensor(g, out));
+            } else {
+                OpChecks.unary(kind(), tensor(g, x), tensor(g, out));
+            }
+        }
+        public int[] inPlaceInputs() { return fn == Fn.GEGLU ? new int[0] : new int[] {x}; }
+        public String kind() { return fn.name().toLowerCase(Locale.ROOT); }
     }
 
     record TimestepEmbedding(String name, int t, boolean flipSinToCos, float freqShift, int out) implements Op {
         public int[] inputs() { return new int[] {t}; }
         public void run(Backend b, Tensor[] e) { b.timestepEmbedding(e[t], flipSinToCos, freqShift, e[out]); }
+        public void check(Graph g) { OpChecks.timestepEmbedding(tensor(g, t), tensor(g, out)); }
     }
 
     record UpsampleNearest(String name, int x, int out) implements Op {
         public int[] inputs() { return new int[] {x}; }
         public void run(Backend b, Tensor[] e) { b.upsampleNearest(e[x], e[out]); }
+        public void check(Graph g) { OpChecks.upsampleNearest(tensor(g, x), tensor(g, out)); }
     }
 
     record ConcatChannels(String name, int a, int bIn, int out) implements Op {
         public int[] inputs() { return new int[] {a, bIn}; }
         public void run(Backend b, Tensor[] e) { b.concatChannels(e[a], e[bIn], e[out]); }
+        public void check(Graph g) { OpChecks.concatChannels(tensor(g, a), tensor(g, bIn), tensor(g, out)); }
     }
 
     record Add(String name, int a, int bIn, int out) implements Op {
         public int[] inputs() { return new int[] {a, bIn}; }
         public void run(Backend b, Tensor[] e) { b.add(e[a], e[bIn], e[out]); }
+        public void check(Graph g) { OpChecks.add(tensor(g, a), tensor(g, bIn), tensor(g, out)); }
+        public int[] inPlaceInputs() { return new int[] {a, bIn}; }
     }
 
     record AddChannelBias(String name, int x, int v, int out) implements Op {
         public int[] inputs() { return new int[] {x, v}; }
         public void run(Backend b, Tensor[] e) { b.addChannelBias(e[x], e[v], e[out]); }
+        public void check(Graph g) { OpChecks.addChannelBias(tensor(g, x), tensor(g, v), tensor(g, out)); }
+        public int[] inPlaceInputs() { return new int[] {x}; }
     }
 
     record Scale(String name, int x, float s, int out) implements Op {
         public int[] inputs() { return new int[] {x}; }
         public void run(Backend b, Tensor[] e) { b.scale(e[x], s, e[out]); }
+        public void check(Graph g) { OpChecks.unary("scale", tensor(g, x), tensor(g, out)); }
+        public int[] inPlaceInputs() { return new int[] {x}; }
+        public String describe(Graph g) { return "in " + shape(g, x) + " by " + s + " -> " + shape(g, out); }
     }
 
     record ToTokens(String name, int x, int out) implements Op {
         public int[] inputs() { return new int[] {x}; }
         public void run(Backend b, Tensor[] e) { b.nchwToTokens(e[x], e[out]); }
+        public void check(Graph g) { OpChecks.nchwToTokens(tensor(g, x), tensor(g, out)); }
     }
 
     record FromTokens(String name, int x, int out) implements Op {
         public int[] inputs() { return new int[] {x}; }
         public void run(Backend b, Tensor[] e) { b.tokensToNchw(e[x], e[out]); }
+        public void check(Graph g) { OpChecks.tokensToNchw(tensor(g, x), tensor(g, out)); }
     }
 }

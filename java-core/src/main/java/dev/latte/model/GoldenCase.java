@@ -2,7 +2,7 @@ package dev.latte.model;
 
 import dev.latte.core.Compare;
 import dev.latte.core.Shape;
-import dev.latte.graph.Executor;
+import dev.latte.exec.Executor;
 import dev.latte.graph.Graph;
 import dev.latte.graph.Value;
 import dev.latte.weights.SafeTensorsFile;

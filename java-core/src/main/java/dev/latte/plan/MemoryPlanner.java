@@ -259,14 +259,7 @@ public final class MemoryPlanner {
 
         /** The input op {@code i} may overwrite in place, or -1. */
         private int inPlaceInput(Op op, int i, boolean[] keep) {
-            int[] candidates = switch (op) {
-                case Op.Unary u when u.fn() != Op.Fn.GEGLU -> new int[] {u.x()};
-                case Op.Add a -> new int[] {a.a(), a.bIn()};
-                case Op.AddChannelBias a -> new int[] {a.x()};
-                case Op.Scale s -> new int[] {s.x()};
-                case Op.Conv2dFused f when f.residual() >= 0 && f.residual() != f.x() -> new int[] {f.residual()};
-                default -> new int[0];
-            };
+            int[] candidates = op.inPlaceInputs();
             for (int c : candidates) {
                 if (c >= 0 && first[c] >= 0 && last[c] == i && !keep[c] && bytes[c] == bytes[op.out()]) {
                     return c;

@@ -1,7 +1,7 @@
 package dev.latte.sampling;
 
 import dev.latte.core.Shape;
-import dev.latte.graph.Executor;
+import dev.latte.exec.Executor;
 import dev.latte.weights.SafeTensorsFile;
 import dev.latte.weights.WeightsException;
 

@@ -5,12 +5,16 @@ import dev.latte.core.Conv2dParams;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
 import dev.latte.cpu.CpuBackend;
+import dev.latte.exec.Executor;
+import dev.latte.plan.BuiltinConfigs;
+import dev.latte.unet.UNet2DConditionModel;
 import org.junit.jupiter.api.Test;
 
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Proxy;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -39,6 +43,29 @@ class GraphTest {
         assertEquals(Set.of("block.conv.weight", "block.conv.bias"), graph.params().keySet());
         assertEquals(Shape.of(2, 2, 3, 3), graph.params().get("block.conv.weight").shape());
         assertEquals("block.conv.conv2d", graph.ops().getFirst().name());
+    }
+
+    /** Every op's own shape check accepts what the builders emit, fused or not, and names a misfit. */
+    @Test
+    void opsCheckTheirOwnShapes() {
+        Graph sd15 = new UNet2DConditionModel(BuiltinConfigs.sd15(), "sd15").graph(2, 64, 64, 77);
+        for (Graph g : List.of(sd15, Fusion.fuse(sd15), residual())) {
+            for (Op op : g.ops()) {
+                op.check(g);
+            }
+        }
+        GraphBuilder b = new GraphBuilder();
+        Value x = b.input("x", Shape.of(2, 3));
+        b.linear(x, 4, true);
+        Value z = b.input("z", Shape.of(2, 5));
+        Graph g = b.build();
+        Op.Linear l = (Op.Linear) g.ops().getFirst();
+        Op.Linear wrong = new Op.Linear("wrong", z.id(), l.w(), l.bias(), l.out());
+        var e = assertThrows(IllegalArgumentException.class, () -> wrong.check(g));
+        assertEquals("linear: x [2, 5], w [4, 3], bias [4], out [2, 4]", e.getMessage());
+        assertEquals("x [2, 3] w [4, 3] bias -> [2, 4]", l.describe(g));
+        assertEquals(2L * 2 * 4 * 3, l.flops(g));
+        assertEquals(4L * (2 * 3 + 4 * 3 + 4 + 2 * 4), l.bytes(g, 4));
     }
 
     @Test

@@ -2,7 +2,8 @@ package dev.latte.plan;
 
 import dev.latte.core.Tensor;
 import dev.latte.cpu.CpuBackend;
-import dev.latte.graph.Executor;
+import dev.latte.exec.Executor;
+import dev.latte.exec.PlannedArena;
 import dev.latte.graph.Graph;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.DynamicTest;

@@ -57,6 +57,16 @@ class CliTest {
     }
 
     @Test
+    void validateOnTheReferenceBackend() {
+        Result r = latte("validate", "--model", model(), "--golden", case0(), "--backend", "ref");
+        assertEquals(0, r.code(), r.err() + r.out());
+        assertTrue(r.out().contains("case-0.safetensors: 11 tensors, all >= 110.0 dB") && r.out().contains("on ref)"),
+                r.out());
+        assertBadInput(latte("validate", "--model", model(), "--golden", case0(), "--backend", "ref", "--dtype",
+                "fp16"), "the ref backend computes fp32");
+    }
+
+    @Test
     void validateFailsBelowTheThreshold() {
         Result r = latte("validate", "--model", model(), "--golden", case0(), "--min-psnr", "400");
         assertEquals(1, r.code(), r.out());

@@ -121,12 +121,12 @@ class QuantizedModelTest {
                         : backend.upload(e.getValue().shape(), m.weights().toFloatArray(e.getKey())));
             }
             var plan = dev.latte.plan.MemoryPlanner.plan(g, backend.activationBytes(), Set.of("out"));
-            var arena = dev.latte.plan.PlannedArena.bind(backend, g, plan);
+            var arena = dev.latte.exec.PlannedArena.bind(backend, g, plan);
             try {
                 for (var e : g.inputs().entrySet()) {
                     backend.write(arena.input(e.getKey()), host.get(e.getKey()));
                 }
-                var outs = dev.latte.graph.Executor.run(g, backend, arena, params, false);
+                var outs = dev.latte.exec.Executor.run(g, backend, arena, params, false);
                 org.junit.jupiter.api.Assertions.assertArrayEquals(unplanned, backend.download(outs.get("out")));
             } finally {
                 arena.close();

@@ -4,7 +4,7 @@ import dev.latte.core.Backend;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
 import dev.latte.cpu.CpuBackend;
-import dev.latte.graph.Executor;
+import dev.latte.exec.Executor;
 import dev.latte.graph.Fusion;
 import dev.latte.graph.Graph;
 import dev.latte.graph.Op;

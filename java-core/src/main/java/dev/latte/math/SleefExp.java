@@ -1,4 +1,4 @@
-package dev.latte.cpu;
+package dev.latte.math;
 
 /**
  * Single-precision exp as PyTorch's CPU kernels compute it: SLEEF's {@code expf_u10} (the

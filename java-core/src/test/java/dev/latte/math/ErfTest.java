@@ -1,4 +1,4 @@
-package dev.latte.cpu;
+package dev.latte.math;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -1,8 +1,10 @@
-package dev.latte.graph;
+package dev.latte.exec;
 
 import dev.latte.core.Backend;
 import dev.latte.core.Tensor;
-import dev.latte.plan.PlannedArena;
+import dev.latte.graph.Graph;
+import dev.latte.graph.NonFiniteException;
+import dev.latte.graph.Op;
 
 import java.util.LinkedHashMap;
 import java.util.Map;

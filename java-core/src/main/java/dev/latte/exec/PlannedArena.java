@@ -1,9 +1,10 @@
-package dev.latte.plan;
+package dev.latte.exec;
 
 import dev.latte.core.Backend;
 import dev.latte.core.Tensor;
 import dev.latte.graph.Graph;
 import dev.latte.graph.Value;
+import dev.latte.plan.MemoryPlan;
 
 /**
  * A {@link MemoryPlan} made real on a backend: one arena allocation of the plan's size, and a

@@ -9,6 +9,7 @@ import dev.latte.core.Conv2dParams;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
 import dev.latte.cpu.CpuBackend;
+import dev.latte.ref.ReferenceBackend;
 import dev.latte.tests.Resources;
 import dev.latte.weights.SafeTensorsFile;
 import java.util.List;
@@ -19,16 +20,17 @@ import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.TestFactory;
 
 /**
- * Every op against PyTorch's output in {@code golden/ops/} (in the spirit of ggml's
- * test-backend-ops): one case per file, each run on the CPU backend and gated at 110 dB PSNR.
+ * Every op against PyTorch's output in {@code golden/ops/}: one case per file, gated at 110 dB
+ * PSNR, run on the reference backend (the goldens are what make the reference trusted) and on the
+ * fast CPU backend (which the op-case table also checks against the reference).
  */
-class CpuOpsGoldenTest {
+class OpsGoldenTest {
     static final double MIN_PSNR = 110;
-    private static final Backend BACKEND = new CpuBackend();
+    private static final List<Backend> BACKENDS = List.of(new ReferenceBackend(), new CpuBackend());
 
     @AfterAll
     static void close() {
-        BACKEND.close();
+        BACKENDS.forEach(Backend::close);
     }
 
     /** Runs the op of one golden file on a backend and returns its result, laid out like {@code y}. */
@@ -84,8 +86,8 @@ class CpuOpsGoldenTest {
                     be.gelu(x, y);
                     return be.download(y);
                 }),
-                new Case("attention_self_h8_d40_s1024", CpuOpsGoldenTest::attention),
-                new Case("attention_cross_h8_d40_s1024_k77", CpuOpsGoldenTest::attention),
+                new Case("attention_self_h8_d40_s1024", OpsGoldenTest::attention),
+                new Case("attention_cross_h8_d40_s1024_k77", OpsGoldenTest::attention),
                 new Case("timestep_embedding_320", (g, be) -> {
                     long[] ts = g.file.toLongArray("timesteps");
                     float[] t = new float[ts.length];
@@ -106,18 +108,19 @@ class CpuOpsGoldenTest {
     }
 
     @TestFactory
-    Stream<DynamicTest> cpuMatchesPytorch() {
-        return cases().stream().map(c -> DynamicTest.dynamicTest(c.file(), () -> {
+    Stream<DynamicTest> matchesPytorch() {
+        return BACKENDS.stream().flatMap(be -> cases().stream().map(c -> DynamicTest.dynamicTest(
+                be.name() + " " + c.file(), () -> {
             try (SafeTensorsFile f = SafeTensorsFile.open(Resources.golden("ops/" + c.file() + ".safetensors"))) {
                 Golden g = new Golden(f);
                 float[] ref = f.toFloatArray("y");
-                Compare cmp = Compare.of(ref, c.op().run(g, BACKEND));
+                Compare cmp = Compare.of(ref, c.op().run(g, be));
                 System.out.println(String.format(Locale.ROOT, "[ops/%s] %-34s PSNR %7.2f dB  max|err| %.3e",
-                        BACKEND.name(), c.file(), cmp.psnr(), cmp.maxAbsError()));
+                        be.name(), c.file(), cmp.psnr(), cmp.maxAbsError()));
                 assertEquals(0, cmp.nonFinite(), c.file() + ": non-finite values");
                 assertTrue(cmp.psnr() >= MIN_PSNR, () -> c.file() + ": PSNR " + cmp.psnr() + " dB < " + MIN_PSNR);
             }
-        }));
+        })));
     }
 
     private static float[] conv(Golden g, Backend be, String weight, String bias, Conv2dParams p) {

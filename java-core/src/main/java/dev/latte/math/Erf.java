@@ -1,4 +1,4 @@
-package dev.latte.cpu;
+package dev.latte.math;
 
 /**
  * The error function in double precision, a port of Sun's fdlibm {@code s_erf.c} (error below

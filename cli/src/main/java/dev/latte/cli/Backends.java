@@ -1,0 +1,104 @@
+package dev.latte.cli;
+
+import dev.latte.core.Backend;
+import dev.latte.cpu.CpuBackend;
+import dev.latte.cuda.CudaContext;
+import dev.latte.cuda.CudaUnavailableException;
+import dev.latte.cuda.backend.CudaBackend;
+import dev.latte.ref.ReferenceBackend;
+
+import java.util.List;
+
+/**
+ * Opens a backend by name and dtype: the one place the command line (validate, sample, bench
+ * unet, bench kernels, ...) turns {@code --backend}/{@code --dtype}/{@code --threads} into a
+ * {@link Backend}. Errors are one line naming what is wrong ({@link IllegalArgumentException},
+ * which the CLI prints and exits 2 on).
+ */
+public final class Backends {
+    /** The backends this build has, in the order {@code --backend} lists them. */
+    public static final List<String> NAMES = List.of("cpu", "cuda", "ref");
+
+    /** A backend and the activation dtype it runs at. */
+    public record Spec(String name, String dtype) {
+        @Override
+        public String toString() {
+            return name + " " + dtype;
+        }
+    }
+
+    /**
+     * Every backend and dtype this build can run ops at, the reference last: the op-case test
+     * checks each of the others against it, so a backend gets every op test by being listed here.
+     */
+    public static final List<Spec> SPECS = List.of(new Spec("cpu", "fp32"), new Spec("cuda", "fp32"),
+            new Spec("cuda", "fp16"), new Spec("ref", "fp32"));
+
+    private Backends() {
+    }
+
+    /** A backend that exists in this build but cannot be opened here (no driver, no device). */
+    public static final class Unavailable extends IllegalArgumentException {
+        private final String reason;
+
+        Unavailable(String backend, String reason) {
+            super(backend + " backend unavailable: " + reason);
+            this.reason = reason;
+        }
+
+        public String reason() {
+            return reason;
+        }
+    }
+
+    /**
+     * @param name    {@code cpu}, {@code cuda} or {@code ref} (the naive reference the others are tested against)
+     * @param dtype   the activations' precision: {@code fp32}, {@code fp16} (cuda only) or
+     *                {@code int8} (int8 weights over the backend's own float: fp32 on cpu, fp16 on cuda)
+     * @param threads worker threads of a CPU backend, at least 1
+     */
+    public static Backend open(String name, String dtype, int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("--threads must be at least 1");
+        }
+        if (!List.of("fp32", "fp16", "int8").contains(dtype)) {
+            throw new IllegalArgumentException("--dtype must be fp32, fp16 or int8, not '" + dtype + "'");
+        }
+        switch (name) {
+            case "cpu" -> {
+                if (dtype.equals("fp16")) {
+                    throw new IllegalArgumentException("the cpu backend computes fp32 (or int8); --dtype fp16 needs"
+                            + " --backend cuda");
+                }
+                return new CpuBackend(threads);
+            }
+            case "cuda" -> {
+                String reason = CudaContext.unavailableReason();
+                if (reason != null) {
+                    throw new Unavailable("cuda", reason);
+                }
+                try {
+                    return CudaBackend.open(0, dtype.equals("fp32") ? CudaBackend.Precision.FP32
+                            : CudaBackend.Precision.FP16);
+                } catch (CudaUnavailableException e) {
+                    throw new Unavailable("cuda", e.getMessage());
+                }
+            }
+            case "ref" -> {
+                if (dtype.equals("fp16")) {
+                    throw new IllegalArgumentException("the ref backend computes fp32 (or int8); --dtype fp16 needs"
+                            + " --backend cuda");
+                }
+                return new ReferenceBackend();
+            }
+            default -> throw new IllegalArgumentException("unknown backend '" + name + "' (this build has: "
+                    + String.join(", ", NAMES) + ")");
+        }
+    }
+
+    /** {@link #open} from {@code --backend} (default cpu), {@code --dtype} and {@code --threads} (default: all cores). */
+    static Backend open(Args a, String defaultDtype) {
+        return open(a.get("backend", "cpu"), a.get("dtype", defaultDtype),
+                a.getInt("threads", Runtime.getRuntime().availableProcessors()));
+    }
+}
