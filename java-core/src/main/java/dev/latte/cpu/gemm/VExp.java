@@ -1,6 +1,6 @@
 package dev.latte.cpu.gemm;
 
-import dev.latte.cpu.SleefExp;
+import dev.latte.math.SleefExp;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;

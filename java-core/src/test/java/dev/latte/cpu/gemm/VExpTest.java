@@ -3,7 +3,7 @@ package dev.latte.cpu.gemm;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.latte.cpu.SleefExp;
+import dev.latte.math.SleefExp;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
