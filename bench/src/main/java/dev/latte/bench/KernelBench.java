@@ -161,6 +161,47 @@ public final class KernelBench {
     }
 
     /**
+     * A timer for a host backend (the CPU): the op's inputs and weights are random tensors made
+     * once, its output a fresh tensor; {@code warmup} untimed runs (the first packs the weights),
+     * then each run timed by the host clock.
+     */
+    public static Timer hostTimer(Backend backend) {
+        return (c, warmup, runs) -> {
+            Op op = c.sample();
+            if (!backend.supports(c.op())) {
+                throw new Unsupported(backend.name() + " has no " + c.op());
+            }
+            Graph g = c.graph();
+            Tensor[] env = new Tensor[g.values().size()];
+            List<Tensor> owned = new ArrayList<>();
+            try {
+                for (int id : op.inputs()) {
+                    if (id >= 0 && env[id] == null) {
+                        Value v = g.value(id);
+                        env[id] = backend.upload(v.shape(), RandomWeights.values(id, String.valueOf(v.name()),
+                                v.shape()));
+                        owned.add(env[id]);
+                    }
+                }
+                env[op.out()] = backend.allocate(g.value(op.out()).shape());
+                owned.add(env[op.out()]);
+                for (int i = 0; i < warmup; i++) {
+                    op.run(backend, env);
+                }
+                double[] ms = new double[runs];
+                for (int i = 0; i < runs; i++) {
+                    long t0 = System.nanoTime();
+                    op.run(backend, env);
+                    ms[i] = (System.nanoTime() - t0) / 1e6;
+                }
+                return ms;
+            } finally {
+                owned.forEach(backend::release);
+            }
+        };
+    }
+
+    /**
      * Runs {@code work} {@code warmup} times, then {@code runs} times back to back with an event
      * recorded before the first and after each: per-run milliseconds between consecutive events.
      */

@@ -71,6 +71,21 @@ public final class CpuBackend implements Backend {
         return fast != null;
     }
 
+    private final java.util.Set<CpuTensor> packedWeights = java.util.Collections.synchronizedSet(
+            java.util.Collections.newSetFromMap(new java.util.WeakHashMap<>()));
+
+    /** Bytes of the packed copies of weights this backend holds (the kernels' layout of conv and linear weights). */
+    public long packedBytes() {
+        synchronized (packedWeights) {
+            return packedWeights.stream().mapToLong(t -> FastPaths.packedFloats(t) * Float.BYTES).sum();
+        }
+    }
+
+    /** Called when a weight gets its packed copy. */
+    void packed(CpuTensor t) {
+        packedWeights.add(t);
+    }
+
     public int threads() {
         return threads;
     }
@@ -253,20 +268,20 @@ public final class CpuBackend implements Backend {
         check(rt == null || rt.shape().equals(os), what + ", residual " + (rt == null ? "none" : rt.shape()));
         CpuTensor xc = cpu("conv2d", xt), wc = cpu("conv2d", wt), oc = out("conv2d", outt);
         CpuTensor bc = bt == null ? null : cpu("conv2d", bt), rc = rt == null ? null : cpu("conv2d", rt);
-        float[] x = xc.array(), wts = wc.array(), out = oc.array();
-        float[] bias = bc == null ? null : bc.array(), res = rc == null ? null : rc.array();
-        int xo = xc.offset(), wo = wc.offset(), oo = oc.offset(), bo = bc == null ? 0 : bc.offset();
-        int ro = rc == null ? 0 : rc.offset();
         check(!oc.overlaps(xc), what + " (out aliases x)");
-        check(rc == null || !rc.overlaps(oc) || ro == oo, what + " (out partly overlaps residual)");
+        check(rc == null || !rc.overlaps(oc) || rc.offset() == oc.offset(), what + " (out partly overlaps residual)");
         if (norm != null) {
             OpChecks.groupNorm(xt, norm.gamma(), norm.beta(), norm.groups(), xt);
         }
-        if (fast != null) {
+        if (fast != null) { // before wc.array(): a packed weight has no row-major copy to hand out
             fast.conv(xc, h, w, wc, bc, p, norm, rc, oc);
             return;
         }
         check(norm == null, what + " (GroupNorm on load needs the vector kernels)");
+        float[] x = xc.array(), wts = wc.array(), out = oc.array();
+        float[] bias = bc == null ? null : bc.array(), res = rc == null ? null : rc.array();
+        int xo = xc.offset(), wo = wc.offset(), oo = oc.offset(), bo = bc == null ? 0 : bc.offset();
+        int ro = rc == null ? 0 : rc.offset();
 
         // Zero-pad x and split it into stride phases (xp[c][a][b][i][j] = padded x[i·sh + a][j·sw + b]):
         // every kernel tap then reads one phase plane at a fixed shift, so a run of output rows
@@ -427,14 +442,14 @@ public final class CpuBackend implements Backend {
         int in = ws.dim(1), outF = ws.dim(0);
         CpuTensor xc = cpu("linear", xt), wc = cpu("linear", wt), oc = out("linear", outt);
         CpuTensor bc = bt == null ? null : cpu("linear", bt);
-        float[] x = xc.array(), w = wc.array(), out = oc.array(), bias = bc == null ? null : bc.array();
-        int xo = xc.offset(), oo = oc.offset(), bo = bc == null ? 0 : bc.offset();
         check(!oc.overlaps(xc), what + " (out aliases x)");
         int m = leading(xs);
-        if (fast != null) {
+        if (fast != null) { // before wc.array(): a packed weight has no row-major copy to hand out
             fast.linear(xc, m, in, wc, outF, bc, oc);
             return;
         }
+        float[] x = xc.array(), w = wc.array(), out = oc.array(), bias = bc == null ? null : bc.array();
+        int xo = xc.offset(), oo = oc.offset(), bo = bc == null ? 0 : bc.offset();
 
         // wᵀ [in, outF] turns each output row into multiply-adds over contiguous weight rows
         float[] wT = scratch.take(in * outF);

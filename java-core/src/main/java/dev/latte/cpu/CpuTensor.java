@@ -58,6 +58,9 @@ public final class CpuTensor implements Tensor {
     /** The backing array itself (not a copy); the tensor's values are {@code [offset, offset + size)}. */
     public float[] array() {
         float[] a = arena != null ? arena.array : array;
+        if (a == null && arena == null) {
+            a = unpacked();
+        }
         if (a == null) {
             throw new IllegalStateException("CpuTensor " + shape + " used after " + (arena != null
                     ? "its arena was released" : "release"));
@@ -104,14 +107,32 @@ public final class CpuTensor implements Tensor {
         return pack;
     }
 
+    /**
+     * Keeps {@code p}, the kernels' layout of this weight, as its only copy: the row-major array
+     * is dropped (so a weight is not held twice) and rebuilt from the pack if anything asks for it.
+     */
     synchronized void pack(Object p) {
         pack = p;
+        if (p != null && arena == null && offset == 0) {
+            array = null;
+        }
+    }
+
+    /** The row-major values rebuilt from the pack, kept from now on; null if there is none. */
+    private synchronized float[] unpacked() {
+        if (array == null && pack != null) {
+            array = FastPaths.unpack(pack, length);
+        }
+        return array;
     }
 
     /** Forgets the packed copy: the values are about to change. */
     void dropPack() {
         if (uploaded) {
-            pack(null);
+            synchronized (this) {
+                unpacked();
+                pack = null;
+            }
         }
     }
 

@@ -87,7 +87,7 @@ final class FastPaths implements Gemm.Parallel {
     }
 
     /** The weight packed as a conv's A operand or a linear's B operand; kept on uploaded tensors. */
-    private static Packed packed(CpuTensor wc, boolean convA, int rows, int k) {
+    private Packed packed(CpuTensor wc, boolean convA, int rows, int k) {
         if (wc.uploaded && wc.pack() instanceof Packed pk && pk.rows() == rows && pk.k() == k
                 && pk.width() == (convA ? Gemm.MR : Gemm.NR)) {
             return pk;
@@ -96,8 +96,18 @@ final class FastPaths implements Gemm.Parallel {
                 : LinearGemm.packWeight(wc.array(), wc.offset(), rows, k);
         if (wc.uploaded) {
             wc.pack(pk);
+            be.packed(wc);
         }
         return pk;
+    }
+
+    /** The row-major values a pack was made from. */
+    static float[] unpack(Object pack, int length) {
+        float[] v = ((Packed) pack).unpack();
+        if (v.length != length) {
+            throw new IllegalStateException("a packed weight of " + v.length + " values for a tensor of " + length);
+        }
+        return v;
     }
 
     /** Floats held by the packed copy of a weight, 0 if it has none. */

@@ -220,6 +220,23 @@ class FastPathsTest {
         assertBounded("after an op wrote it", naiveLinear(x, m, in, w1, outF, null), CPU.download(out), 1e-4, 1e-5);
     }
 
+    @Test
+    void aPackedWeightKeepsOneCopyAndStillDownloads() {
+        Random rnd = new Random(13);
+        float[] w = random(rnd, 13 * 3 * 3 * 3);
+        CpuBackend cpu = new CpuBackend(1);
+        try {
+            Tensor wt = cpu.upload(Shape.of(13, 3, 3, 3), w);
+            cpu.conv2d(cpu.upload(Shape.of(1, 3, 5, 5), random(rnd, 75)), wt, null, Conv2dParams.of(1, 1),
+                    cpu.allocate(Shape.of(1, 13, 5, 5)));
+            assertTrue(cpu.packedBytes() >= w.length * 4L, "packed " + cpu.packedBytes() + " bytes");
+            assertTrue(((CpuTensor) wt).pack() != null, "the weight keeps its pack");
+            org.junit.jupiter.api.Assertions.assertArrayEquals(w, cpu.download(wt));
+        } finally {
+            cpu.close();
+        }
+    }
+
     private static double[] naiveAttention(float[] q, float[] k, float[] v, int b, int sq, int sk, int heads, int d,
                                            float scale) {
         int ch = heads * d;

@@ -25,6 +25,8 @@ public final class Gemm {
     static final int KC = 256;
     static final int MC = 16 * MR;
     static final int NC = 12 * NR;
+    /** Below this many multiply-adds a product runs on the calling thread alone. */
+    static final double SERIAL_MULTIPLY_ADDS = 1 << 21;
 
     private Gemm() {
     }
@@ -94,12 +96,21 @@ public final class Gemm {
         }
         int mBlocks = Math.ceilDiv(mp, mcPanels), nBlocks = Math.ceilDiv(np, ncPanels);
         int mcp = mcPanels, ncp = ncPanels;
-        par.forEach(images * mBlocks * nBlocks, task -> {
+        java.util.function.IntConsumer body = task -> {
             int image = task / (mBlocks * nBlocks), mb = task / nBlocks % mBlocks, nb = task % nBlocks;
             int p0 = mb * mcp, pm = Math.min(mp, p0 + mcp) - p0;
             int q0 = nb * ncp, pn = Math.min(np, q0 + ncp) - q0;
             block(image, p0, pm, q0, pn, k, a, b, epi, m, n);
-        });
+        };
+        int tasks = images * mBlocks * nBlocks;
+        if ((double) images * m * n * k < SERIAL_MULTIPLY_ADDS) {
+            // a few microseconds of work: handing it to another thread costs more than it saves
+            for (int t = 0; t < tasks; t++) {
+                body.accept(t);
+            }
+        } else {
+            par.forEach(tasks, body);
+        }
     }
 
     private static void block(int image, int p0, int pm, int q0, int pn, int k, Panels a, Panels b, Epilogue epi,

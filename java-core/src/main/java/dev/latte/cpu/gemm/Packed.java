@@ -39,6 +39,18 @@ public final class Packed implements Gemm.Panels {
         return new Packed(d, width, k, rows);
     }
 
+    /** The row-major {@code rows × k} values it was packed from. */
+    public float[] unpack() {
+        float[] v = new float[Math.multiplyExact(rows, k)];
+        for (int r = 0; r < rows; r++) {
+            int p = r / width, i = r % width;
+            for (int kk = 0; kk < k; kk++) {
+                v[r * k + kk] = data[p * k * width + kk * width + i];
+            }
+        }
+        return v;
+    }
+
     public int width() {
         return width;
     }
