@@ -5,6 +5,7 @@ import dev.latte.core.NormAct;
 import dev.latte.cpu.gemm.ConvGemm;
 import dev.latte.cpu.gemm.FlashAttention;
 import dev.latte.cpu.gemm.Gemm;
+import dev.latte.cpu.gemm.Int8Dot;
 import dev.latte.cpu.gemm.LinearGemm;
 import dev.latte.cpu.gemm.Packed;
 import java.util.function.IntConsumer;
@@ -99,6 +100,10 @@ final class FastPaths implements Gemm.Parallel {
             be.packed(wc);
         }
         return pk;
+    }
+
+    static void dots(byte[] a, int ao, int lda, int rows, byte[] b, int bo, int n, int[] acc) {
+        Int8Dot.dots(a, ao, lda, rows, b, bo, n, acc);
     }
 
     /** The row-major values a pack was made from. */
