@@ -10,11 +10,11 @@ import dev.latte.core.Tensor;
 import dev.latte.cpu.CpuBackend;
 import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.CudaEvent;
-import dev.latte.cuda.CudaGraph;
 import dev.latte.cuda.CudaKernel;
 import dev.latte.cuda.backend.CudaBackend;
+import dev.latte.exec.ArenaStep;
 import dev.latte.exec.Executor;
-import dev.latte.exec.PlannedArena;
+import dev.latte.exec.Steps;
 import dev.latte.graph.Fusion;
 import dev.latte.graph.Graph;
 import dev.latte.graph.Op;
@@ -147,7 +147,8 @@ final class UnetBench {
             });
             err.println("latte: planning " + graph.ops().size() + " ops...");
             MemoryPlan plan = MemoryPlanner.plan(graph, backend.activationBytes(), Set.of("out"));
-            try (PlannedArena arena = PlannedArena.bind(backend, graph, plan)) {
+            // --graph: the CUDA backend's step (eager first run, then one captured graph replayed); else op by op
+            try (ArenaStep step = Steps.prepare(backend, graph, plan, params, new Steps.Options(!useGraph))) {
                 SplittableRandom rnd = new SplittableRandom(seed + 1);
                 Map<String, float[]> inputs = new HashMap<>();
                 for (var e : graph.inputs().entrySet()) {
@@ -157,34 +158,27 @@ final class UnetBench {
                     }
                     inputs.put(e.getKey(), v);
                 }
-                Runnable writeInputs = () -> inputs.forEach((k, v) -> backend.write(arena.input(k), v));
-                Runnable step = () -> Executor.run(graph, backend, arena, params, false);
+                Runnable writeInputs = () -> inputs.forEach(step::write);
                 long launchesPerStep = -1;
-                for (int i = 0; i < warmup; i++) {
+                float[] result = null;
+                // a graph step's first run is eager (counted and kept to check the replay against), its second captures
+                int warm = useGraph ? Math.max(warmup, 2) : warmup;
+                for (int i = 0; i < warm; i++) {
                     writeInputs.run();
                     long before = CudaKernel.launchCount();
                     step.run();
-                    launchesPerStep = CudaKernel.launchCount() - before;
+                    if (i == 0) {
+                        launchesPerStep = CudaKernel.launchCount() - before;
+                        result = step.read("out");
+                    }
                     if (ctx != null) {
                         ctx.synchronize();
                     }
-                    err.printf(Locale.ROOT, "latte: warm-up %d/%d%n", i + 1, warmup);
+                    err.printf(Locale.ROOT, "latte: warm-up %d/%d%n", i + 1, warm);
                 }
-                float[] result = backend.download(arena.view(graph.outputs().get("out").id()));
                 long bad = Executor.nonFinite(result);
                 if (bad > 0) {
                     throw new IllegalStateException("the step produced " + bad + " non-finite values");
-                }
-                CudaGraph cudaGraph = null;
-                if (useGraph) {
-                    writeInputs.run();
-                    ctx.synchronize();
-                    ctx.beginCapture();
-                    try {
-                        step.run();
-                    } finally {
-                        cudaGraph = ctx.endCapture();
-                    }
                 }
                 double[] ms = new double[iters];
                 double[] wall = new double[iters];
@@ -210,11 +204,7 @@ final class UnetBench {
                         try (CudaEvent s = ctx.event(); CudaEvent e = ctx.event()) {
                             long t0 = System.nanoTime();
                             s.record();
-                            if (cudaGraph != null) {
-                                cudaGraph.launch();
-                            } else {
-                                step.run();
-                            }
+                            step.run();
                             e.record();
                             ms[i] = ctx.elapsedMs(s, e);
                             wall[i] = (System.nanoTime() - t0) / 1e6;
@@ -243,9 +233,9 @@ final class UnetBench {
                             + " average %.1f -> %.1f%n", rss[0] / 1073741824.0, rss[1] / 1073741824.0,
                             cpu.packedBytes() / 1073741824.0, loadBefore[0], loadAfter[0]);
                 }
-                if (cudaGraph != null) {
+                if (useGraph) {
                     // the replayed graph must compute what the eager step computed from the same inputs
-                    float[] replayed = backend.download(arena.view(graph.outputs().get("out").id()));
+                    float[] replayed = step.read("out");
                     double diff = 0;
                     for (int i = 0; i < result.length; i++) {
                         diff = Math.max(diff, Math.abs(replayed[i] - result[i]));
@@ -267,9 +257,6 @@ final class UnetBench {
                 if (json != null) {
                     BenchReport.write(Path.of(json), root);
                     out.println("wrote " + json);
-                }
-                if (cudaGraph != null) {
-                    cudaGraph.close();
                 }
             } finally {
                 params.values().forEach(backend::release);

@@ -3,9 +3,12 @@ package dev.latte.model;
 import dev.latte.core.Backend;
 import dev.latte.core.Int8Mode;
 import dev.latte.core.Shape;
+import dev.latte.core.Step;
 import dev.latte.core.Tensor;
+import dev.latte.exec.ArenaStep;
 import dev.latte.exec.Executor;
 import dev.latte.exec.PlannedArena;
+import dev.latte.exec.Steps;
 import dev.latte.graph.Fusion;
 import dev.latte.graph.Graph;
 import dev.latte.graph.NonFiniteException;
@@ -27,10 +30,11 @@ import java.util.Set;
 /**
  * A UNet bound to a backend: weights uploaded once, graphs built once per input shape, each
  * forward run from host inputs to the host outputs asked for. Where the backend supports arenas
- * (see {@link #setPlanned}), a forward runs out of one planned arena ({@code dev.latte.plan}):
- * the plan is made once per (shape, outputs asked for), the arena is allocated before the first
- * step of that shape and kept while the shape stays, and nothing is allocated inside a step; a
- * new shape frees the old arena before allocating the new one. Planned forwards are serialised.
+ * (see {@link #setPlanned}), a forward runs as a prepared {@link Step} out of one planned arena
+ * ({@code dev.latte.plan}, {@code Steps.prepare}): the plan is made once per (shape, outputs asked
+ * for), the step (its arena, and on CUDA its captured graph) is made before the first forward of
+ * that shape and kept while the shape stays, and nothing is allocated inside a step; a new shape
+ * frees the old step before preparing the new one. Planned forwards are serialised.
  */
 public final class UNetRunner implements AutoCloseable {
     public static final String OUT = "out";
@@ -45,8 +49,8 @@ public final class UNetRunner implements AutoCloseable {
     private final Map<Dims, Graph> graphs = new HashMap<>();
     private final Map<PlanKey, MemoryPlan> plans = new HashMap<>();
     private boolean planned;
-    private PlannedArena arena;
-    private PlanKey arenaKey;
+    private ArenaStep step;
+    private PlanKey stepKey;
     private Int8Mode int8Mode = Int8Mode.W8A16;
 
     public UNetRunner(UNetModel model, Backend backend) {
@@ -204,7 +208,15 @@ public final class UNetRunner implements AutoCloseable {
 
     /** The arena of the last planned forward, or null: one at a time, a new shape frees the old. */
     public synchronized PlannedArena arena() {
-        return arena;
+        return step == null ? null : step.arena();
+    }
+
+    /**
+     * The step of the last planned forward ({@code Steps.prepare}: on the CUDA backend a captured
+     * CUDA graph from its second run on, unless {@code -Dlatte.eager=true}), or null.
+     */
+    public synchronized Step step() {
+        return step;
     }
 
     private record PlanKey(Dims dims, Set<String> kept) {
@@ -213,27 +225,27 @@ public final class UNetRunner implements AutoCloseable {
     private synchronized SequencedMap<String, float[]> forwardPlanned(Dims d, Graph graph, Map<String, float[]> host,
                                                                       Set<String> wanted) {
         PlanKey key = new PlanKey(d, Set.copyOf(wanted));
-        if (arena == null || !key.equals(arenaKey)) {
+        if (step == null || !key.equals(stepKey)) {
             MemoryPlan plan = plan(d, wanted);
             releaseArena(); // before the new one: only one arena is held at a time
-            arena = PlannedArena.bind(backend, graph, plan);
-            arenaKey = key;
+            step = Steps.prepare(backend, graph, plan, params);
+            stepKey = key;
         }
         for (var e : graph.inputs().entrySet()) {
-            backend.write(arena.input(e.getKey()), host.get(e.getKey()));
+            step.write(e.getKey(), host.get(e.getKey()));
         }
-        SequencedMap<String, Tensor> outs = Executor.run(graph, backend, arena, params, false);
+        step.run();
         SequencedMap<String, float[]> result = new LinkedHashMap<>();
-        for (var e : outs.entrySet()) {
-            result.put(e.getKey(), backend.download(e.getValue()));
+        for (String name : step.arena().plan().keptOutputs()) {
+            result.put(name, step.read(name));
         }
         for (var e : result.entrySet()) {
             if (Executor.nonFinite(e.getValue()) > 0) {
                 // rerun op by op to name the op that first went non-finite; the step overwrote dead inputs
                 for (var in : graph.inputs().entrySet()) {
-                    backend.write(arena.input(in.getKey()), host.get(in.getKey()));
+                    step.write(in.getKey(), host.get(in.getKey()));
                 }
-                Executor.run(graph, backend, arena, params, true);
+                step.runCheckingEachOp();
                 throw new NonFiniteException("output '" + e.getKey() + "' holds NaN/Inf values");
             }
         }
@@ -241,10 +253,10 @@ public final class UNetRunner implements AutoCloseable {
     }
 
     private void releaseArena() {
-        if (arena != null) {
-            arena.close();
-            arena = null;
-            arenaKey = null;
+        if (step != null) {
+            step.close();
+            step = null;
+            stepKey = null;
         }
     }
 

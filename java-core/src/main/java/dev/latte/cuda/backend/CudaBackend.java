@@ -9,7 +9,14 @@ import dev.latte.core.Tensor;
 import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.CudaKernel;
 import dev.latte.cuda.KernelArgs;
+import dev.latte.exec.ArenaStep;
+import dev.latte.exec.PlannedStep;
+import dev.latte.exec.Steps;
+import dev.latte.graph.Graph;
+import dev.latte.graph.Op;
+import dev.latte.graph.OpSupport;
 import dev.latte.math.SleefExp;
+import dev.latte.plan.MemoryPlan;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -34,7 +41,7 @@ import java.util.Set;
  * load, bias and residual in its epilogue; mma.sync m16n8k16 for fp16), {@link #linear}
  * (mma.sync for fp16), {@link #attention} (flash-style, online softmax).
  */
-public final class CudaBackend implements Backend {
+public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     public enum Precision { FP32, FP16 }
 
     private static final int ELEMENTWISE_THREADS = 256;
@@ -88,6 +95,28 @@ public final class CudaBackend implements Backend {
     @Override
     public String name() {
         return precision == Precision.FP16 ? "cuda-fp16" : "cuda-fp32";
+    }
+
+    /**
+     * A planned step replayed as one CUDA graph ({@link CudaGraphStep}); with
+     * {@code options.eager()} ({@code -Dlatte.eager=true}) op by op every run.
+     */
+    @Override
+    public ArenaStep prepare(Graph graph, MemoryPlan plan, Map<String, Tensor> params, Steps.Options options) {
+        PlannedStep planned = new PlannedStep(this, graph, plan, params);
+        return options.eager() ? planned : new CudaGraphStep(ctx, planned);
+    }
+
+    /** No int8 kernels behind the Backend methods yet; attention up to head dim {@value #ATT_MAX_D}. */
+    @Override
+    public String unsupported(Op op, Graph g) {
+        if (op instanceof Op.LinearInt8 || op instanceof Op.Conv2dInt8) {
+            return "no int8 kernels behind " + op.kind() + " yet";
+        }
+        if (op instanceof Op.Attention a && g.value(a.q()).shape().dim(2) / a.heads() > ATT_MAX_D) {
+            return "head dim " + g.value(a.q()).shape().dim(2) / a.heads() + " > " + ATT_MAX_D;
+        }
+        return null;
     }
 
     public Precision precision() {

@@ -1,0 +1,55 @@
+package dev.latte.exec;
+
+import dev.latte.core.Backend;
+import dev.latte.core.Tensor;
+import dev.latte.graph.Graph;
+import dev.latte.graph.Op;
+import dev.latte.graph.OpSupport;
+import dev.latte.plan.MemoryPlan;
+
+import java.util.Map;
+
+/**
+ * The graph-level entry to a backend: {@code prepare(backend, graph, plan, params)} → a
+ * {@link dev.latte.core.Step}. It lives here rather than on {@code Backend} because {@code core}
+ * sits below {@code graph} and {@code plan} and may not import them; a backend with its own way
+ * of running a whole step (the CUDA backend's captured graphs) implements {@link Preparer}, every
+ * other one gets {@link PlannedStep} (the planned executor). Every op is checked against the
+ * backend ({@link OpSupport}) first, so an unsupported op is named before anything runs.
+ */
+public final class Steps {
+    /** The system property that makes every step run op by op (no CUDA graph): {@code -Dlatte.eager=true}. */
+    public static final String EAGER = "latte.eager";
+
+    /** @param eager run op by op every time, never captured (for debugging and profiling) */
+    public record Options(boolean eager) {
+        public static Options defaults() {
+            return new Options(Boolean.getBoolean(EAGER));
+        }
+    }
+
+    /** A backend that prepares its own steps. */
+    public interface Preparer {
+        ArenaStep prepare(Graph graph, MemoryPlan plan, Map<String, Tensor> params, Options options);
+    }
+
+    private Steps() {
+    }
+
+    public static ArenaStep prepare(Backend backend, Graph graph, MemoryPlan plan, Map<String, Tensor> params) {
+        return prepare(backend, graph, plan, params, Options.defaults());
+    }
+
+    public static ArenaStep prepare(Backend backend, Graph graph, MemoryPlan plan, Map<String, Tensor> params,
+                                    Options options) {
+        for (Op op : graph.ops()) {
+            String why = OpSupport.reason(backend, op, graph);
+            if (why != null) {
+                throw new IllegalArgumentException(backend.name() + " backend cannot run op '" + op.name()
+                        + "': " + why);
+            }
+        }
+        return backend instanceof Preparer p ? p.prepare(graph, plan, params, options)
+                : new PlannedStep(backend, graph, plan, params);
+    }
+}
