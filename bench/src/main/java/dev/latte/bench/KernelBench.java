@@ -10,6 +10,7 @@ import dev.latte.cuda.KernelArgs;
 import dev.latte.cuda.Nvrtc;
 import dev.latte.graph.Graph;
 import dev.latte.graph.Op;
+import dev.latte.graph.OpSupport;
 import dev.latte.graph.Value;
 
 import java.util.ArrayList;
@@ -129,8 +130,9 @@ public final class KernelBench {
     public static Timer cudaTimer(Backend backend, CudaContext ctx, long l2Bytes) {
         return (c, warmup, runs) -> {
             Op op = c.sample();
-            if (!backend.supports(c.op())) {
-                throw new Unsupported(backend.name() + " has no " + c.op());
+            String unsupported = OpSupport.reason(backend, op, c.graph());
+            if (unsupported != null) {
+                throw new Unsupported(unsupported);
             }
             Graph g = c.graph();
             int sets = inputSets(c.bytes(), l2Bytes);

@@ -160,6 +160,18 @@ public final class OpChecks {
         return what;
     }
 
+    /** {@code op} (upload, write) given {@code count} host values for a tensor of {@code shape}. */
+    public static void valueCount(String op, int count, Shape shape) {
+        check(count == shape.numel(), op + ": " + count + " values for shape " + shape);
+    }
+
+    /** The floats of a host (Java array) arena of {@code bytes}: a whole number that fits one array. */
+    public static int hostArenaFloats(long bytes) {
+        check(bytes >= 0 && bytes % Float.BYTES == 0 && bytes / Float.BYTES <= Integer.MAX_VALUE - 8,
+                "arena: " + bytes + " bytes is not a whole number of floats that fits one Java array");
+        return (int) (bytes / Float.BYTES);
+    }
+
     private static void check(boolean ok, String what) {
         if (!ok) {
             throw new IllegalArgumentException(what);

@@ -9,6 +9,7 @@ import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
 import dev.latte.math.Erf;
 import dev.latte.math.SleefExp;
+import dev.latte.quant.Int8;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -111,9 +112,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor upload(Shape shape, float[] values) {
-        if (values.length != shape.size()) {
-            throw new IllegalArgumentException("upload: " + values.length + " values for shape " + shape);
-        }
+        OpChecks.valueCount("upload", values.length, shape);
         allocations.incrementAndGet();
         CpuTensor t = new CpuTensor(shape, values.clone());
         t.uploaded = true;
@@ -123,11 +122,7 @@ public final class CpuBackend implements Backend {
     @Override
     public float[] download(Tensor t) {
         if (t instanceof CpuInt8Tensor q) {
-            float[] v = new float[q.data().length];
-            for (int i = 0; i < v.length; i++) {
-                v[i] = q.data()[i];
-            }
-            return v;
+            return Int8.widen(q.data());
         }
         CpuTensor c = cpu("download", t);
         return Arrays.copyOfRange(c.array(), c.offset(), c.offset() + t.shape().size());
@@ -136,9 +131,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void write(Tensor t, float[] values) {
         CpuTensor c = cpu("write", t);
-        if (values.length != t.shape().size()) {
-            throw new IllegalArgumentException("write: " + values.length + " values for shape " + t.shape());
-        }
+        OpChecks.valueCount("write", values.length, t.shape());
         c.dropPack();
         System.arraycopy(values, 0, c.array(), c.offset(), values.length);
     }
@@ -151,12 +144,9 @@ public final class CpuBackend implements Backend {
     /** One host float array of {@code bytes / 4} floats (fp32 plans: {@code bytes} is a multiple of 4). */
     @Override
     public Tensor arena(long bytes) {
-        if (bytes < 0 || bytes % Float.BYTES != 0 || bytes / Float.BYTES > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("arena: " + bytes + " bytes is not a whole number of floats"
-                    + " that fits one Java array");
-        }
+        int n = OpChecks.hostArenaFloats(bytes);
         allocations.incrementAndGet();
-        return new CpuTensor(Shape.of((int) (bytes / Float.BYTES)));
+        return new CpuTensor(Shape.of(n));
     }
 
     @Override

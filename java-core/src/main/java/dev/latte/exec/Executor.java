@@ -41,14 +41,7 @@ public final class Executor {
                 Op op = graph.ops().get(i);
                 env[op.out()] = backend.allocate(graph.value(op.out()).shape());
                 owned[op.out()] = true;
-                op.run(backend, env);
-                if (checkEachOp) {
-                    long bad = nonFinite(backend.download(env[op.out()]));
-                    if (bad > 0) {
-                        throw new NonFiniteException("op '" + op.name() + "' produced " + bad
-                                + " non-finite values from finite inputs");
-                    }
-                }
+                run(op, backend, env, checkEachOp);
                 for (int id : op.inputs()) {
                     if (id >= 0 && owned[id] && last[id] == i) {
                         backend.release(env[id]);
@@ -90,21 +83,25 @@ public final class Executor {
             env[e.getValue().id()] = require(params, e.getKey(), "parameter");
         }
         for (int i = 0; i < graph.ops().size(); i++) {
-            Op op = graph.ops().get(i);
-            op.run(backend, env);
-            if (checkEachOp) {
-                long bad = nonFinite(backend.download(env[op.out()]));
-                if (bad > 0) {
-                    throw new NonFiniteException("op '" + op.name() + "' produced " + bad
-                            + " non-finite values from finite inputs");
-                }
-            }
+            run(graph.ops().get(i), backend, env, checkEachOp);
         }
         SequencedMap<String, Tensor> out = new LinkedHashMap<>();
         for (String name : arena.plan().keptOutputs()) {
             out.put(name, env[graph.outputs().get(name).id()]);
         }
         return out;
+    }
+
+    /** Runs one op; in the diagnostic mode reads its output back and names it if it went non-finite. */
+    private static void run(Op op, Backend backend, Tensor[] env, boolean checkEachOp) {
+        op.run(backend, env);
+        if (checkEachOp) {
+            long bad = nonFinite(backend.download(env[op.out()]));
+            if (bad > 0) {
+                throw new NonFiniteException("op '" + op.name() + "' produced " + bad
+                        + " non-finite values from finite inputs");
+            }
+        }
     }
 
     private static Tensor require(Map<String, Tensor> map, String name, String what) {

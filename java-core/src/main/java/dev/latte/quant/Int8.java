@@ -69,6 +69,15 @@ public final class Int8 {
         return w;
     }
 
+    /** The int8 values themselves as floats (what downloading an int8 tensor returns). */
+    public static float[] widen(byte[] q) {
+        float[] v = new float[q.length];
+        for (int i = 0; i < q.length; i++) {
+            v[i] = q[i];
+        }
+        return v;
+    }
+
     /** Σ a[aOff + i]·b[bOff + i] over i in [0, n), exact in int32 (|sum| ≤ n·127·128). */
     public static int dot(byte[] a, int aOff, byte[] b, int bOff, int n) {
         int acc = 0;

@@ -12,6 +12,7 @@ import dev.latte.math.SleefExp;
 import dev.latte.quant.Int8;
 
 import java.util.Arrays;
+import java.util.function.DoubleUnaryOperator;
 
 /**
  * The trust anchor: every op written the way its formula reads, one output element at a time,
@@ -81,20 +82,14 @@ public final class ReferenceBackend implements Backend {
 
     @Override
     public Tensor upload(Shape shape, float[] values) {
-        if (values.length != shape.size()) {
-            throw new IllegalArgumentException("upload: " + values.length + " values for shape " + shape);
-        }
+        OpChecks.valueCount("upload", values.length, shape);
         return new RefTensor(shape, values.clone(), 0, false);
     }
 
     @Override
     public float[] download(Tensor t) {
         if (t instanceof RefInt8Tensor q) {
-            float[] v = new float[q.data.length];
-            for (int i = 0; i < v.length; i++) {
-                v[i] = q.data[i];
-            }
-            return v;
+            return Int8.widen(q.data);
         }
         return ref(t).values();
     }
@@ -111,10 +106,8 @@ public final class ReferenceBackend implements Backend {
 
     @Override
     public Tensor arena(long bytes) {
-        if (bytes < 0 || bytes % Float.BYTES != 0 || bytes / Float.BYTES > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("arena: " + bytes + " bytes is not a whole number of floats in one array");
-        }
-        return new RefTensor(Shape.of((int) (bytes / Float.BYTES)), new float[(int) (bytes / Float.BYTES)], 0, false);
+        int n = OpChecks.hostArenaFloats(bytes);
+        return new RefTensor(Shape.of(n), new float[n], 0, false);
     }
 
     @Override
@@ -138,9 +131,7 @@ public final class ReferenceBackend implements Backend {
 
     @Override
     public Tensor uploadInt8(Shape shape, byte[] values) {
-        if (values.length != shape.size()) {
-            throw new IllegalArgumentException("uploadInt8: " + values.length + " values for shape " + shape);
-        }
+        OpChecks.valueCount("uploadInt8", values.length, shape);
         return new RefInt8Tensor(shape, values.clone());
     }
 
@@ -343,20 +334,20 @@ public final class ReferenceBackend implements Backend {
 
     @Override
     public void silu(Tensor x, Tensor out) {
-        OpChecks.unary("silu", x, out);
-        float[] v = values(x);
-        for (int i = 0; i < v.length; i++) {
-            v[i] = silu(v[i]);
-        }
-        store(out, v);
+        map("silu", x, out, v -> silu((float) v));
     }
 
     @Override
     public void gelu(Tensor x, Tensor out) {
-        OpChecks.unary("gelu", x, out);
+        map("gelu", x, out, v -> gelu((float) v));
+    }
+
+    /** out[i] = f(x[i]), rounded to fp32. */
+    private static void map(String op, Tensor x, Tensor out, DoubleUnaryOperator f) {
+        OpChecks.unary(op, x, out);
         float[] v = values(x);
         for (int i = 0; i < v.length; i++) {
-            v[i] = gelu(v[i]);
+            v[i] = (float) f.applyAsDouble(v[i]);
         }
         store(out, v);
     }
@@ -462,14 +453,10 @@ public final class ReferenceBackend implements Backend {
         store(out, xv);
     }
 
+    /** x·s: the product of two floats is exact in double, so this is fp32's own rounding. */
     @Override
     public void scale(Tensor x, float s, Tensor out) {
-        OpChecks.unary("scale", x, out);
-        float[] v = values(x);
-        for (int i = 0; i < v.length; i++) {
-            v[i] *= s;
-        }
-        store(out, v);
+        map("scale", x, out, v -> v * s);
     }
 
     @Override

@@ -17,6 +17,7 @@
 #define ATT_QPW 8                        // queries per warp
 #define ATT_QB (ATT_WARPS * ATT_QPW)     // queries per block
 #define ATT_KB 32                        // keys per shared tile (one per lane)
+#define ATT_MAX_D 256                    // the generic kernel: ATT_MAX_D / 32 values per lane
 
 template <class T, int DT, int DPL>
 __device__ void attention(const T* q, const T* k, const T* v, T* out, int Sq, int Sk, int H, int dArg,
@@ -118,5 +119,5 @@ ATTENTION_ENTRY(attention_d80_f32, float, 80, 3)
 ATTENTION_ENTRY(attention_d80_f16, f16, 80, 3)
 ATTENTION_ENTRY(attention_d160_f32, float, 160, 5)
 ATTENTION_ENTRY(attention_d160_f16, f16, 160, 5)
-ATTENTION_ENTRY(attention_f32, float, 0, 8)  // generic: any d ≤ 256
-ATTENTION_ENTRY(attention_f16, f16, 0, 8)
+ATTENTION_ENTRY(attention_f32, float, 0, ATT_MAX_D / 32)  // generic: any d ≤ ATT_MAX_D
+ATTENTION_ENTRY(attention_f16, f16, 0, ATT_MAX_D / 32)

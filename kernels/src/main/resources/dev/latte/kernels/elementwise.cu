@@ -88,17 +88,19 @@ extern "C" __global__ void concat_channels_f16(const f16* a, const f16* b, f16* 
 
 // out[b] = x[b]ᵀ for x [B, rows, cols] (NCHW ↔ tokens). A 32×32 tile through shared memory
 // (33-float pitch: no bank conflicts), so reads and writes are both coalesced.
-// grid (ceil(cols/32), ceil(rows/32), B), block (32, 8)
+// grid (ceil(cols/TR_TILE), ceil(rows/TR_TILE), B), block (TR_TILE, TR_ROWS)
+#define TR_TILE 32
+#define TR_ROWS 8
 template <class T>
 __device__ void transpose(const T* x, T* out, int rows, int cols) {
-    __shared__ float tile[32][33];
+    __shared__ float tile[TR_TILE][TR_TILE + 1];
     const long long base = (long long)blockIdx.z * rows * cols;
-    int c = blockIdx.x * 32 + threadIdx.x;
-    for (int r = blockIdx.y * 32 + threadIdx.y, j = threadIdx.y; j < 32; r += 8, j += 8)
+    int c = blockIdx.x * TR_TILE + threadIdx.x;
+    for (int r = blockIdx.y * TR_TILE + threadIdx.y, j = threadIdx.y; j < TR_TILE; r += TR_ROWS, j += TR_ROWS)
         if (r < rows && c < cols) tile[j][threadIdx.x] = ld(x, base + (long long)r * cols + c);
     __syncthreads();
-    int r = blockIdx.y * 32 + threadIdx.x;
-    for (int c2 = blockIdx.x * 32 + threadIdx.y, j = threadIdx.y; j < 32; c2 += 8, j += 8)
+    int r = blockIdx.y * TR_TILE + threadIdx.x;
+    for (int c2 = blockIdx.x * TR_TILE + threadIdx.y, j = threadIdx.y; j < TR_TILE; c2 += TR_ROWS, j += TR_ROWS)
         if (r < rows && c2 < cols) st(out, base + (long long)c2 * rows + r, tile[threadIdx.x][j]);
 }
 extern "C" __global__ void transpose_f32(const float* x, float* out, int rows, int cols) { transpose(x, out, rows, cols); }

@@ -7,20 +7,16 @@ import dev.latte.core.OpChecks;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
 import dev.latte.cuda.CudaContext;
-import dev.latte.cuda.CudaKernel;
-import dev.latte.cuda.KernelArgs;
 import dev.latte.exec.ArenaStep;
 import dev.latte.exec.PlannedStep;
 import dev.latte.exec.Steps;
 import dev.latte.graph.Graph;
 import dev.latte.graph.Op;
 import dev.latte.graph.OpSupport;
-import dev.latte.math.SleefExp;
 import dev.latte.plan.MemoryPlan;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
@@ -35,21 +31,17 @@ import java.util.Set;
  * driver's free waits for the stream); the GroupNorm statistics scratch and the timestep
  * frequency table are allocated on first use and kept.
  *
- * <p>Each op method is the launcher (ggml's middle level): it checks shapes and dtypes, picks
- * the kernel and the grid, and queues one or two launches. Fused and tensor-core paths:
- * {@link #conv2dFused} (GroupNorm statistics in a read-only pass, normalise+SiLU on the conv's
- * load, bias and residual in its epilogue; mma.sync m16n8k16 for fp16), {@link #linear}
- * (mma.sync for fp16), {@link #attention} (flash-style, online softmax).
+ * <p>Each op goes to its launcher (ggml's middle level), one per kernel file beside it:
+ * {@link ConvLauncher} ({@code conv.cu}: GroupNorm statistics in a read-only pass, normalise+SiLU
+ * on the conv's load, bias and residual in its epilogue; mma.sync m16n8k16 for fp16),
+ * {@link GemmLauncher} ({@code gemm.cu}), {@link AttentionLauncher} ({@code attention.cu},
+ * flash-style, online softmax), {@link NormLauncher}, {@link ElementwiseLauncher}. A launcher
+ * checks shapes, dtypes and aliasing (by device address, so two views of the same bytes are one
+ * tensor), picks the kernel and the grid, reads its launch constants from its kernel file, and
+ * queues one or two launches through {@link Launch}; none calls back into this class.
  */
 public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     public enum Precision { FP32, FP16 }
-
-    private static final int ELEMENTWISE_THREADS = 256;
-    private static final int ELEMENTWISE_MAX_BLOCKS = 1 << 20;
-    private static final int GEMM_TILE = 64, GEMM_THREADS = 128;
-    private static final int NORM_THREADS = 256;
-    private static final int ATT_QUERIES = 32, ATT_KEYS = 32, ATT_THREADS = 128, ATT_MAX_D = 256;
-    private static final int DEFAULT_SHARED_LIMIT = 48 * 1024;
 
     private final CudaContext ctx;
     private final boolean ownsContext;
@@ -57,11 +49,12 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     private final CudaTensor.DType dtype;
     private final KernelLibrary lib;
     private final Set<CudaTensor> live = Collections.newSetFromMap(new IdentityHashMap<>());
-    private final Map<String, Long> frequencyTables = new HashMap<>();
-    /** Per kernel, the dynamic shared memory it was allowed beyond the default (the generic attention varies with d). */
-    private final Map<String, Integer> sharedRaised = new HashMap<>();
-    private long scratch;
-    private long scratchBytes;
+    private final Launch launch;
+    private final NormLauncher norms;
+    private final ConvLauncher convs;
+    private final GemmLauncher gemms;
+    private final AttentionLauncher attentions;
+    private final ElementwiseLauncher elementwise;
     private boolean closed;
 
     /** A backend on an open context the caller keeps owning. */
@@ -75,6 +68,12 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         this.ownsContext = ownsContext;
         this.dtype = precision == Precision.FP16 ? CudaTensor.DType.F16 : CudaTensor.DType.F32;
         this.lib = new KernelLibrary(ctx);
+        this.launch = new Launch(ctx, lib, dtype, this);
+        this.norms = new NormLauncher(launch);
+        this.convs = new ConvLauncher(launch, norms);
+        this.gemms = new GemmLauncher(launch);
+        this.attentions = new AttentionLauncher(launch);
+        this.elementwise = new ElementwiseLauncher(launch);
     }
 
     /** Opens device {@code ordinal} and a backend that closes the context with itself. */
@@ -107,14 +106,14 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         return options.eager() ? planned : new CudaGraphStep(ctx, planned);
     }
 
-    /** No int8 kernels behind the Backend methods yet; attention up to head dim {@value #ATT_MAX_D}. */
+    /** No int8 kernels behind the Backend methods yet; attention up to head dim {@link AttentionLauncher#MAX_D}. */
     @Override
     public String unsupported(Op op, Graph g) {
         if (op instanceof Op.LinearInt8 || op instanceof Op.Conv2dInt8) {
             return "no int8 kernels behind " + op.kind() + " yet";
         }
-        if (op instanceof Op.Attention a && g.value(a.q()).shape().dim(2) / a.heads() > ATT_MAX_D) {
-            return "head dim " + g.value(a.q()).shape().dim(2) / a.heads() + " > " + ATT_MAX_D;
+        if (op instanceof Op.Attention a && g.value(a.q()).shape().dim(2) / a.heads() > AttentionLauncher.MAX_D) {
+            return "head dim " + g.value(a.q()).shape().dim(2) / a.heads() + " > " + AttentionLauncher.MAX_D;
         }
         return null;
     }
@@ -250,21 +249,6 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         }
     }
 
-    /** Device scratch of at least {@code bytes}, reused by every op (one stream: in-order use). */
-    private long scratch(long bytes) {
-        if (bytes > scratchBytes) {
-            if (scratch != 0) {
-                ctx.free(scratch); // waits for the stream: nothing still reads the old one
-                scratch = 0;
-                scratchBytes = 0;
-            }
-            long size = Math.max(bytes, 64 * 1024);
-            scratch = ctx.malloc(size);
-            scratchBytes = size;
-        }
-        return scratch;
-    }
-
     @Override
     public void close() {
         if (closed) {
@@ -280,15 +264,11 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
             t.markReleased();
         }
         live.clear();
-        ptrs.addAll(frequencyTables.values());
-        frequencyTables.clear();
-        if (scratch != 0) {
-            ptrs.add(scratch);
-            scratch = 0;
-        }
         for (long p : ptrs) {
             step(errors, () -> ctx.free(p));
         }
+        step(errors, elementwise::close);
+        step(errors, launch::close);
         step(errors, lib::close);
         if (ownsContext) {
             step(errors, ctx::close);
@@ -307,366 +287,106 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         }
     }
 
-    // ---------------------------------------------------------------- convolution
+    // ---------------------------------------------------------------- ops: the launchers (cuda/ops), one per kernel file
 
     @Override
     public void conv2d(Tensor x, Tensor w, Tensor bias, Conv2dParams p, Tensor out) {
         conv2dFused(x, null, w, bias, p, null, out);
     }
 
-    /**
-     * One launch of {@code conv2d_*} (implicit GEMM, 64×64 tiles; tensor cores for fp16), after a
-     * read-only GroupNorm statistics pass over x when {@code norm} is given.
-     */
     @Override
-    public void conv2dFused(Tensor xt, NormAct norm, Tensor wt, Tensor bt, Conv2dParams p, Tensor residualt,
-                            Tensor outt) {
-        conv(xt, xt.shape().dim(-2), xt.shape().dim(-1), norm, wt, bt, p, residualt, outt);
+    public void conv2dFused(Tensor x, NormAct norm, Tensor w, Tensor bias, Conv2dParams p, Tensor residual,
+                            Tensor out) {
+        convs.conv(x, x.shape().dim(-2), x.shape().dim(-1), norm, w, bias, p, residual, out);
     }
 
     /** The same kernel reading x nearest-resized to height × width: Upsample2D in the conv's load. */
     @Override
-    public void conv2dUpsampled(Tensor xt, int height, int width, Tensor wt, Tensor bt, Conv2dParams p, Tensor outt) {
-        conv(xt, height, width, null, wt, bt, p, null, outt);
-    }
-
-    private void conv(Tensor xt, int h, int w, NormAct norm, Tensor wt, Tensor bt, Conv2dParams p, Tensor residualt,
-                      Tensor outt) {
-        Shape xs = xt.shape(), ws = wt.shape(), os = outt.shape();
-        String what = OpChecks.conv2d(xt, h, w, wt, bt, p, outt, (norm == null ? "" : ", norm groups " + norm.groups())
-                + (residualt == null ? "" : ", residual " + residualt.shape()));
-        int n = xs.dim(0), c = xs.dim(1);
-        int k = ws.dim(0), r = ws.dim(2), s = ws.dim(3);
-        int pOut = p.outHeight(h, r), qOut = p.outWidth(w, s);
-        check(residualt == null || residualt.shape().equals(os), what); // out may be residual
-        CudaTensor x = cuda(what, xt), wgt = cuda(what, wt), out = cuda(what, outt);
-        CudaTensor b = bt == null ? null : cuda(what, bt), res = residualt == null ? null : cuda(what, residualt);
-        check(out != x, what + " (out aliases x)");
-        long m = (long) n * pOut * qOut;
-        check(m < Integer.MAX_VALUE && (long) c * r * s < Integer.MAX_VALUE, what + " (too large)");
-        if (m == 0 || k == 0) {
-            return;
-        }
-        long stats = 0;
-        int groups = 0, silu = 0;
-        CudaTensor gamma = null, beta = null;
-        if (norm != null) {
-            groups = norm.groups();
-            check(groups > 0 && c % groups == 0 && norm.gamma().shape().equals(Shape.of(c))
-                    && norm.beta().shape().equals(Shape.of(c)), what);
-            gamma = cuda(what, norm.gamma());
-            beta = cuda(what, norm.beta());
-            silu = norm.silu() ? 1 : 0;
-            stats = groupNormStats(x, n, groups, (long) (c / groups) * h * w, norm.eps());
-        }
-        KernelArgs a = new KernelArgs().ptr(x.ptr()).ptr(wgt.ptr()).ptr(ptr(b)).ptr(ptr(res)).ptr(out.ptr())
-                .ptr(stats).ptr(ptr(gamma)).ptr(ptr(beta))
-                .i32(n).i32(c).i32(h).i32(w).i32(k).i32(r).i32(s).i32(pOut).i32(qOut)
-                .i32(p.strideH()).i32(p.strideW()).i32(p.padTop()).i32(p.padLeft()).i32(groups).i32(silu)
-                .i32(xs.dim(2)).i32(xs.dim(3));
-        kernel("conv.cu", "conv2d").launch(blocks(m, GEMM_TILE), blocks(k, GEMM_TILE), 1, GEMM_THREADS, 1, 1, 0, a);
-    }
-
-    /** Queues groupnorm_stats into scratch: {mean, rstd} per (n, group), fp32. Returns its pointer. */
-    private long groupNormStats(CudaTensor x, int n, int groups, long groupLen, float eps) {
-        check(groupLen < Integer.MAX_VALUE, "groupNorm: group of " + groupLen + " elements");
-        long stats = scratch(8L * n * groups);
-        kernel("norm.cu", "groupnorm_stats").launch(n * groups, 1, 1, NORM_THREADS, 1, 1, 0,
-                new KernelArgs().ptr(x.ptr()).ptr(stats).i32((int) groupLen).f32(eps));
-        return stats;
-    }
-
-    // ---------------------------------------------------------------- normalisation
-
-    @Override
-    public void groupNorm(Tensor xt, Tensor gt, Tensor bt, int groups, float eps, boolean silu, Tensor outt) {
-        Shape xs = xt.shape();
-        String what = OpChecks.groupNorm(xt, gt, bt, groups, outt);
-        int n = xs.dim(0), c = xs.dim(1);
-        CudaTensor x = cuda(what, xt), gamma = cuda(what, gt), beta = cuda(what, bt), out = cuda(what, outt);
-        long total = xs.numel();
-        if (total == 0) {
-            return;
-        }
-        long hw = total / ((long) n * c);
-        check(hw < Integer.MAX_VALUE, what);
-        long stats = groupNormStats(x, n, groups, (c / groups) * hw, eps);
-        elementwise("norm.cu", "groupnorm_apply", total, new KernelArgs().ptr(x.ptr()).ptr(stats).ptr(gamma.ptr())
-                .ptr(beta.ptr()).ptr(out.ptr()).i32(c).i32((int) hw).i32(c / groups).i32(groups).i32(silu ? 1 : 0)
-                .i64(total));
+    public void conv2dUpsampled(Tensor x, int height, int width, Tensor w, Tensor bias, Conv2dParams p, Tensor out) {
+        convs.conv(x, height, width, null, w, bias, p, null, out);
     }
 
     @Override
-    public void layerNorm(Tensor xt, Tensor gt, Tensor bt, float eps, Tensor outt) {
-        Shape xs = xt.shape();
-        String what = OpChecks.layerNorm(xt, gt, bt, outt);
-        int d = xs.dim(-1);
-        CudaTensor x = cuda(what, xt), gamma = cuda(what, gt), beta = cuda(what, bt), out = cuda(what, outt);
-        long rows = leading(xs);
-        check(rows < Integer.MAX_VALUE, what);
-        if (rows == 0 || d == 0) {
-            return;
-        }
-        kernel("norm.cu", "layernorm").launch((int) rows, 1, 1, NORM_THREADS, 1, 1, 0,
-                new KernelArgs().ptr(x.ptr()).ptr(gamma.ptr()).ptr(beta.ptr()).ptr(out.ptr()).i32(d).f32(eps));
+    public void groupNorm(Tensor x, Tensor gamma, Tensor beta, int groups, float eps, boolean silu, Tensor out) {
+        norms.groupNorm(x, gamma, beta, groups, eps, silu, out);
     }
 
-    // ---------------------------------------------------------------- linear and attention
-
-    /** One launch of {@code linear_*}: 64×64 tiles, tensor cores (mma.sync) for fp16, FMA for fp32. */
     @Override
-    public void linear(Tensor xt, Tensor wt, Tensor bt, Tensor outt) {
-        Shape xs = xt.shape(), ws = wt.shape();
-        String what = OpChecks.linear(xt, wt, bt, outt);
-        int in = ws.dim(1), outF = ws.dim(0);
-        CudaTensor x = cuda(what, xt), w = cuda(what, wt), out = cuda(what, outt);
-        CudaTensor b = bt == null ? null : cuda(what, bt);
-        check(out != x, what + " (out aliases x)");
-        long m = leading(xs);
-        check(m < Integer.MAX_VALUE, what);
-        if (m == 0 || outF == 0) {
-            return;
-        }
-        kernel("gemm.cu", "linear").launch(blocks(m, GEMM_TILE), blocks(outF, GEMM_TILE), 1, GEMM_THREADS, 1, 1, 0,
-                new KernelArgs().ptr(x.ptr()).ptr(w.ptr()).ptr(ptr(b)).ptr(out.ptr()).i32((int) m).i32(outF).i32(in));
+    public void layerNorm(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor out) {
+        norms.layerNorm(x, gamma, beta, eps, out);
     }
 
-    /**
-     * Flash-style attention, one launch: a block per 32 queries of one (batch, head), K/V streamed
-     * through shared memory 32 keys at a time; head dims 40, 64, 80, 160 have their own kernels,
-     * any other d ≤ 256 takes the generic one.
-     */
     @Override
-    public void attention(Tensor qt, Tensor kt, Tensor vt, int heads, float scale, Tensor outt) {
-        Shape qs = qt.shape(), ks = kt.shape();
-        String what = OpChecks.attention(qt, kt, vt, heads, outt);
-        int b = qs.dim(0), sq = qs.dim(1), sk = ks.dim(1), d = qs.dim(2) / heads;
-        check(d <= ATT_MAX_D, what + " (head dim " + d + " > " + ATT_MAX_D + ")");
-        check(heads <= 65535 && b <= 65535, what + " (grid)");
-        CudaTensor q = cuda(what, qt), k = cuda(what, kt), v = cuda(what, vt), out = cuda(what, outt);
-        check(out != k && out != v, what + " (out aliases k or v)");
-        if ((long) b * sq == 0 || d == 0) {
-            return;
-        }
-        String name = switch (d) {
-            case 40, 64, 80, 160 -> "attention_d" + d;
-            default -> "attention";
-        };
-        int shared = 4 * (ATT_KEYS * (d + 1) + ATT_KEYS * d + ATT_QUERIES * d);
-        CudaKernel kernel = kernel("attention.cu", name);
-        if (shared > DEFAULT_SHARED_LIMIT && shared > sharedRaised.getOrDefault(kernel.name(), DEFAULT_SHARED_LIMIT)) {
-            sharedRaised.put(kernel.name(), shared);
-            kernel.setMaxDynamicSharedMemory(shared);
-        }
-        kernel.launch(blocks(sq, ATT_QUERIES), heads, b, ATT_THREADS, 1, 1, shared, new KernelArgs()
-                .ptr(q.ptr()).ptr(k.ptr()).ptr(v.ptr()).ptr(out.ptr()).i32(sq).i32(sk).i32(heads).i32(d).f32(scale));
+    public void linear(Tensor x, Tensor w, Tensor bias, Tensor out) {
+        gemms.linear(x, w, bias, out);
     }
 
-    // ---------------------------------------------------------------- activations
+    @Override
+    public void attention(Tensor q, Tensor k, Tensor v, int heads, float scale, Tensor out) {
+        attentions.attention(q, k, v, heads, scale, out);
+    }
 
     @Override
     public void silu(Tensor x, Tensor out) {
-        unary("silu", x, out);
+        elementwise.unary("silu", x, out);
     }
 
     @Override
     public void gelu(Tensor x, Tensor out) {
-        unary("gelu", x, out);
+        elementwise.unary("gelu", x, out);
     }
 
     @Override
-    public void geglu(Tensor xt, Tensor outt) {
-        Shape xs = xt.shape(), os = outt.shape();
-        String what = OpChecks.geglu(xt, outt);
-        int f = xs.dim(-1) / 2;
-        CudaTensor x = cuda(what, xt), out = cuda(what, outt);
-        check(out != x, what + " (out aliases x)");
-        elementwise("elementwise.cu", "geglu", os.numel(),
-                new KernelArgs().ptr(x.ptr()).ptr(out.ptr()).i32(f).i64(os.numel()));
-    }
-
-    // ---------------------------------------------------------------- embeddings and resampling
-
-    @Override
-    public void timestepEmbedding(Tensor tt, boolean flipSinToCos, float downscaleFreqShift, Tensor outt) {
-        Shape os = outt.shape();
-        String what = OpChecks.timestepEmbedding(tt, outt);
-        CudaTensor t = cuda(what, tt), out = cuda(what, outt);
-        check(out != t, what + " (out aliases t)");
-        int dim = os.dim(1), half = dim / 2;
-        if (os.numel() == 0) {
-            return;
-        }
-        long freq = frequencies(half, downscaleFreqShift);
-        int sinAt = flipSinToCos ? half : 0, cosAt = flipSinToCos ? 0 : half;
-        elementwise("elementwise.cu", "timestep_embedding", os.numel(), new KernelArgs().ptr(t.ptr()).ptr(freq)
-                .ptr(out.ptr()).i32(dim).i32(half).i32(sinAt).i32(cosAt).i64(os.numel()));
-    }
-
-    /**
-     * exp(−ln(10000)·i / (half − shift)) for i < half, as fp32 on the device, computed on the host
-     * with PyTorch's CPU rounding of exp (one ulp of a frequency moves sin(t·f) by up to 6e-5 at
-     * t ≈ 1000), once per (half, shift).
-     */
-    private long frequencies(int half, float shift) {
-        String key = half + ":" + Float.floatToIntBits(shift);
-        Long cached = frequencyTables.get(key);
-        if (cached != null) {
-            return cached;
-        }
-        if (half == 0) {
-            return 0;
-        }
-        float negLog = (float) -Math.log(10000.0), denom = (float) (half - (double) shift);
-        float[] freq = new float[half];
-        for (int i = 0; i < half; i++) {
-            freq[i] = SleefExp.expf((negLog * i) / denom);
-        }
-        long ptr = ctx.malloc(4L * half);
-        frequencyTables.put(key, ptr);
-        ctx.copyHtoD(ptr, MemorySegment.ofArray(freq), 4L * half);
-        return ptr;
+    public void geglu(Tensor x, Tensor out) {
+        elementwise.geglu(x, out);
     }
 
     @Override
-    public void upsampleNearest(Tensor xt, Tensor outt) {
-        Shape xs = xt.shape(), os = outt.shape();
-        String what = OpChecks.upsampleNearest(xt, outt);
-        int h = xs.dim(2), w = xs.dim(3), oh = os.dim(2), ow = os.dim(3);
-        CudaTensor x = cuda(what, xt), out = cuda(what, outt);
-        check(out != x, what + " (out aliases x)");
-        elementwise("elementwise.cu", "upsample_nearest", os.numel(), new KernelArgs().ptr(x.ptr()).ptr(out.ptr())
-                .i32(h).i32(w).i32(oh).i32(ow).i64(os.numel()));
-    }
-
-    // ---------------------------------------------------------------- plumbing ops
-
-    @Override
-    public void concatChannels(Tensor at, Tensor bt, Tensor outt) {
-        Shape as = at.shape(), bs = bt.shape(), os = outt.shape();
-        String what = OpChecks.concatChannels(at, bt, outt);
-        CudaTensor a = cuda(what, at), b = cuda(what, bt), out = cuda(what, outt);
-        check(out != a && out != b, what + " (out aliases an input)");
-        if (os.numel() == 0) {
-            return;
-        }
-        long aLen = as.numel() / as.dim(0), bLen = bs.numel() / bs.dim(0);
-        elementwise("elementwise.cu", "concat_channels", os.numel(), new KernelArgs().ptr(ptr(a)).ptr(ptr(b))
-                .ptr(out.ptr()).i64(aLen).i64(bLen).i64(os.numel()));
+    public void timestepEmbedding(Tensor t, boolean flipSinToCos, float downscaleFreqShift, Tensor out) {
+        elementwise.timestepEmbedding(t, flipSinToCos, downscaleFreqShift, out);
     }
 
     @Override
-    public void add(Tensor at, Tensor bt, Tensor outt) {
-        String what = OpChecks.add(at, bt, outt);
-        CudaTensor a = cuda(what, at), b = cuda(what, bt), out = cuda(what, outt);
-        long n = at.shape().numel();
-        elementwise("elementwise.cu", "add", n, new KernelArgs().ptr(ptr(a)).ptr(ptr(b)).ptr(ptr(out)).i64(n));
+    public void upsampleNearest(Tensor x, Tensor out) {
+        elementwise.upsampleNearest(x, out);
     }
 
     @Override
-    public void addChannelBias(Tensor xt, Tensor vt, Tensor outt) {
-        Shape xs = xt.shape();
-        String what = OpChecks.addChannelBias(xt, vt, outt);
-        CudaTensor x = cuda(what, xt), v = cuda(what, vt), out = cuda(what, outt);
-        long planes = (long) xs.dim(0) * xs.dim(1);
-        if (xs.numel() == 0) {
-            return;
-        }
-        long hw = xs.numel() / planes;
-        check(hw < Integer.MAX_VALUE, what);
-        elementwise("elementwise.cu", "add_channel_bias", xs.numel(), new KernelArgs().ptr(x.ptr()).ptr(v.ptr())
-                .ptr(out.ptr()).i32((int) hw).i64(xs.numel()));
+    public void concatChannels(Tensor a, Tensor b, Tensor out) {
+        elementwise.concatChannels(a, b, out);
     }
 
     @Override
-    public void scale(Tensor xt, float s, Tensor outt) {
-        String what = OpChecks.unary("scale", xt, outt);
-        CudaTensor x = cuda(what, xt), out = cuda(what, outt);
-        long n = xt.shape().numel();
-        elementwise("elementwise.cu", "scale", n, new KernelArgs().ptr(ptr(x)).ptr(ptr(out)).f32(s).i64(n));
+    public void add(Tensor a, Tensor b, Tensor out) {
+        elementwise.add(a, b, out);
     }
 
     @Override
-    public void nchwToTokens(Tensor xt, Tensor outt) {
-        Shape xs = xt.shape();
-        String what = OpChecks.nchwToTokens(xt, outt);
-        transpose(what, xt, outt, xs.dim(0), xs.dim(1), xs.dim(2) * xs.dim(3));
+    public void addChannelBias(Tensor x, Tensor v, Tensor out) {
+        elementwise.addChannelBias(x, v, out);
     }
 
     @Override
-    public void tokensToNchw(Tensor xt, Tensor outt) {
-        Shape xs = xt.shape();
-        String what = OpChecks.tokensToNchw(xt, outt);
-        transpose(what, xt, outt, xs.dim(0), xs.dim(1), xs.dim(2));
+    public void scale(Tensor x, float s, Tensor out) {
+        elementwise.scale(x, s, out);
     }
 
-    /** out[b] = x[b]ᵀ for x [batches, rows, cols]: 32×32 shared tiles, block (32, 8). */
-    private void transpose(String what, Tensor xt, Tensor outt, int batches, int rows, int cols) {
-        CudaTensor x = cuda(what, xt), out = cuda(what, outt);
-        check(out != x, what + " (out aliases x)");
-        check(batches <= 65535 && rows / 32 < 65535, what + " (grid)");
-        if ((long) batches * rows * cols == 0) {
-            return;
-        }
-        kernel("elementwise.cu", "transpose").launch(blocks(cols, 32), blocks(rows, 32), batches, 32, 8, 1, 0,
-                new KernelArgs().ptr(x.ptr()).ptr(out.ptr()).i32(rows).i32(cols));
+    @Override
+    public void nchwToTokens(Tensor x, Tensor out) {
+        Shape xs = x.shape();
+        elementwise.transpose(OpChecks.nchwToTokens(x, out), x, out, xs.dim(0), xs.dim(1), xs.dim(2) * xs.dim(3));
+    }
+
+    @Override
+    public void tokensToNchw(Tensor x, Tensor out) {
+        Shape xs = x.shape();
+        elementwise.transpose(OpChecks.tokensToNchw(x, out), x, out, xs.dim(0), xs.dim(1), xs.dim(2));
     }
 
     // ---------------------------------------------------------------- helpers
 
-    private void unary(String op, Tensor xt, Tensor outt) {
-        String what = OpChecks.unary(op, xt, outt);
-        CudaTensor x = cuda(what, xt), out = cuda(what, outt);
-        long n = xt.shape().numel();
-        elementwise("elementwise.cu", op, n, new KernelArgs().ptr(ptr(x)).ptr(ptr(out)).i64(n));
-    }
-
-    /** A grid-stride kernel over {@code n} elements: 256 threads a block, at most 2²⁰ blocks. */
-    private void elementwise(String file, String op, long n, KernelArgs args) {
-        if (n == 0) {
-            return;
-        }
-        int grid = (int) Math.min((n + ELEMENTWISE_THREADS - 1) / ELEMENTWISE_THREADS, ELEMENTWISE_MAX_BLOCKS);
-        kernel(file, op).launch(grid, 1, 1, ELEMENTWISE_THREADS, 1, 1, 0, args);
-    }
-
-    /** The kernel for this backend's storage type: {@code op + "_f32"} or {@code "_f16"}. */
-    private CudaKernel kernel(String file, String op) {
-        checkOpen();
-        return lib.kernel(file, op + dtype.suffix);
-    }
-
-    private static int blocks(long n, int per) {
-        long b = (n + per - 1) / per;
-        if (b > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("grid of " + b + " blocks");
-        }
-        return (int) b;
-    }
-
-    private static long ptr(CudaTensor t) {
-        return t == null ? 0 : t.ptr();
-    }
-
-    private static long leading(Shape s) {
-        long rows = 1;
-        for (int i = 0; i < s.rank() - 1; i++) {
-            rows *= s.dim(i);
-        }
-        return rows;
-    }
-
     private CudaTensor cuda(String what, Tensor t) {
-        if (t instanceof CudaTensor c) {
-            if (c.owner() != this) {
-                throw new IllegalArgumentException(what + ": tensor of another backend");
-            }
-            if (c.released() && !what.equals("release")) {
-                throw new IllegalArgumentException(what + ": tensor " + c.shape() + " was released");
-            }
-            return c;
-        }
-        throw new IllegalArgumentException(what + ": " + (t == null ? "null tensor" : t.getClass().getName() + " is not a CudaTensor"));
+        return launch.cuda(what, t);
     }
 
     private void checkOpen() {

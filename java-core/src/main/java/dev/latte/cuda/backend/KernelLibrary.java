@@ -68,6 +68,25 @@ public final class KernelLibrary implements AutoCloseable {
         }
     }
 
+    /**
+     * The integer a kernel source defines as {@code name} ({@code #define NAME 64}): launch
+     * constants (tile sizes, threads a block) are read from the kernel they launch, so the Java
+     * side never restates them.
+     */
+    public static int define(String file, String name) {
+        for (String line : source(file).split("\n")) {
+            String[] t = line.trim().split("\\s+");
+            if (t.length >= 3 && t[0].equals("#define") && t[1].equals(name)) {
+                try {
+                    return Integer.parseInt(t[2]);
+                } catch (NumberFormatException e) {
+                    throw new IllegalStateException(file + ": #define " + name + " is '" + t[2] + "', not an integer");
+                }
+            }
+        }
+        throw new IllegalStateException(file + " defines no " + name);
+    }
+
     public CudaContext context() {
         return ctx;
     }

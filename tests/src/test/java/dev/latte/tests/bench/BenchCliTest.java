@@ -72,6 +72,16 @@ class BenchCliTest {
         assertBadInput(latte("bench", "kernels", "--dtype", "bf16"), "--dtype must be fp16 or fp32");
     }
 
+    /** The op-case table's CI rows are what bench kernels --config ci times (in-place variants time no new kernel). */
+    @Test
+    void kernelsListOfTheOpCaseTable() {
+        Result r = latte("bench", "kernels", "--list", "--config", "ci");
+        assertEquals(0, r.code(), r.err());
+        long rows = dev.latte.bench.OpCases.ci().stream().filter(c -> c.inPlace() < 0).count();
+        assertTrue(r.out().strip().endsWith(rows + " cases"), r.out());
+        assertTrue(r.out().contains("batch 2 heads 1 head_dim 160 queries 20 keys 77"), r.out());
+    }
+
     @Test
     void kernelsListOfACustomConfig() throws IOException {
         Result r = latte("bench", "kernels", "--list", "--config", tinyConfig().toString(), "--sizes", "128",

@@ -90,4 +90,15 @@ class KernelLibraryTest {
         }
         assertEquals(List.of(), missing, "kernels the launchers use but the sources lack");
     }
+
+    /** Launchers read their launch constants from the kernel files; a missing one is named, not guessed. */
+    @Test
+    void launchConstantsComeFromTheKernelFiles() {
+        assertEquals(64, KernelLibrary.define("common.cuh", "GEMM_BM"));
+        assertEquals(256, KernelLibrary.define("attention.cu", "ATT_MAX_D"));
+        assertEquals(32, KernelLibrary.define("elementwise.cu", "TR_TILE"));
+        var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                () -> KernelLibrary.define("gemm.cu", "NO_SUCH_CONSTANT"));
+        assertEquals("gemm.cu defines no NO_SUCH_CONSTANT", e.getMessage());
+    }
 }
