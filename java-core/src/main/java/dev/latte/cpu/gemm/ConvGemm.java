@@ -132,7 +132,7 @@ public final class ConvGemm {
             src = xp;
             srcOff = 0;
         }
-        int limit = direct ? xo + n * perImage : xp.length;
+        int limit = direct ? xo + n * perImage : gatherFloats();
         Gemm.Panels b = (image, p0, np, k0, kc, buf, offs) -> {
             int base = srcOff + image * perImage;
             for (int p = 0; p < np; p++) {
@@ -165,7 +165,8 @@ public final class ConvGemm {
 
     /** xp = the padded, phase-split, upsampled, normalised input. */
     private void gather(Gemm.Parallel par, float[] x, int xo, float[][] norm, boolean silu, float[] xp) {
-        java.util.Arrays.fill(xp, n * perImage, xp.length, 0f);
+        // xp may be a larger recycled buffer: only the tail the last row's dropped columns read is zeroed
+        java.util.Arrays.fill(xp, n * perImage, gatherFloats(), 0f);
         int hsrc = hs, wsrc = ws;
         par.forEach(n * c, nc -> {
             float[] row = new float[wsrc];
