@@ -56,7 +56,8 @@ public final class Main {
                   every distinct op of an SD1.5 step at 512 and 768 (ci: the op-case table's small rows) timed
                   with CUDA events: median, p10/p90,
                   TFLOP/s or GB/s and the fraction of the device's peak; --list prints the cases (no GPU);
-                  without a GPU exits 2 saying why
+                  without a GPU exits 2 saying why. --backend cpu [--threads N] [--ops linear,attention,...]:
+                  the same cases on the CPU backend (fp32, host clock, --runs 5 --warmup 1), GFLOP/s per case
               export-random --config sd15|DIR --out DIR2 [--seed 0] [--dtype fp16|fp32]
                   write the config's seeded random weights (as bench unet --config makes them) as a diffusers folder
               bench sampling --model DIR --context CTX.safetensors [--repeat 3] [--seed 42] [--json FILE]
