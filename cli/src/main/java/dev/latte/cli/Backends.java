@@ -62,7 +62,8 @@ public final class Backends {
             throw new IllegalArgumentException("--threads must be at least 1");
         }
         if (!List.of("fp32", "fp16", "int8").contains(dtype)) {
-            throw new IllegalArgumentException("--dtype must be fp32, fp16 or int8, not '" + dtype + "'");
+            throw new IllegalArgumentException("--dtype must be fp16 or fp32 (int8: int8 weights), not '" + dtype
+                    + "'");
         }
         switch (name) {
             case "cpu" -> {

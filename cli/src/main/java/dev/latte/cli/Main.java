@@ -32,8 +32,9 @@ public final class Main {
                   run the UNet on a golden case's inputs; PSNR per stored tensor; exit 1 below --min-psnr
                   (default 110 on cpu, 100 on cuda fp32, 45 on cuda fp16)
               plan --config sd15|DIR [--height 512] [--width 512] [--batch 2] [--context 77] [--dtype fp16|fp32]
-                   [--keep out|all] [--json FILE]
-                  plan one UNet step's activations into one arena (no weights needed); totals and largest tensors
+                   [--keep out|all] [--json FILE] [--deepcache-branch B|all]
+                  plan one UNet step's activations into one arena (no weights needed); totals and largest tensors;
+                  with a DeepCache branch also the partial step, the cached feature and MACs (all: every branch)
               info --model DIR
                   the model's config, parameter count and weight bytes per dtype
               bench unet --model DIR [--batch 2] [--height H] [--width W] [--context 77] [--warmup 3]
@@ -54,13 +55,16 @@ public final class Main {
               export-random --config sd15|DIR --out DIR2 [--seed 0] [--dtype fp16|fp32]
                   write the config's seeded random weights (as bench unet --config makes them) as a diffusers folder
               bench sampling --model DIR --context CTX.safetensors [--repeat 3] [--seed 42] [--json FILE]
-                  time whole DDIM-20, DDIM-50 (guidance 7.5) and LCM-4 runs; UNet evaluations per run
+                     [--deepcache-interval 3] [--deepcache-branch 0]
+                  time whole DDIM-20, DDIM-50 (guidance 7.5) and LCM-4 runs, each also with DeepCache (interval 0:
+                  without); UNet evaluations and executed MACs per run
               sample --model DIR --context CTX.safetensors --out OUT [--scheduler ddim|lcm] [--steps 50|4]
                      [--guidance 7.5|1] [--seed 0] [--eta 0] [--spacing leading|trailing|linspace]
                      [--prediction epsilon|v_prediction|sample] [--original-steps 50] [--lora FILE]
                      [--lora-scale 1] [--init-latents FILE] [--noise FILE] [--height H] [--width W]
-                     [--trace] [--backend cpu] [--threads N]
-                  denoise seeded latents; writes OUT.safetensors ('latents'; every step with --trace) and OUT.png
+                     [--trace] [--backend cpu] [--threads N] [--deepcache-interval N [--deepcache-branch 0]]
+                  denoise seeded latents; writes OUT.safetensors ('latents'; every step with --trace) and OUT.png;
+                  DeepCache: the whole UNet every N steps, a partial step reusing a cached deep feature between
               lora-merge --model DIR --lora FILE --out DIR2 [--scale 1]
                   write DIR's model with the LoRA merged into its weights to DIR2
               quantize --model DIR --out DIR2

@@ -109,6 +109,20 @@ public final class UNetRunner implements AutoCloseable {
         return model;
     }
 
+    public Backend backend() {
+        return backend;
+    }
+
+    /** The uploaded weights by name, owned by this runner (valid until it is closed). */
+    public Map<String, Tensor> params() {
+        return java.util.Collections.unmodifiableMap(params);
+    }
+
+    /** How int8 layers (if the model has any) run: the weight format every graph of this runner uses. */
+    public Int8Mode int8Mode() {
+        return int8Mode;
+    }
+
     /** The fused op list for one input shape, built once. */
     public Graph graph(Dims d) {
         return graphs.computeIfAbsent(d, k -> Fusion.fuse(model.graph(k.batch, k.height, k.width, k.contextLength,

@@ -102,7 +102,13 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
      */
     @Override
     public ArenaStep prepare(Graph graph, MemoryPlan plan, Map<String, Tensor> params, Steps.Options options) {
-        PlannedStep planned = new PlannedStep(this, graph, plan, params);
+        return prepare(graph, plan, params, Map.of(), options);
+    }
+
+    @Override
+    public ArenaStep prepare(Graph graph, MemoryPlan plan, Map<String, Tensor> params, Map<String, Tensor> external,
+                             Steps.Options options) {
+        PlannedStep planned = new PlannedStep(this, graph, plan, params, external);
         return options.eager() ? planned : new CudaGraphStep(ctx, planned);
     }
 
