@@ -6,10 +6,8 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
+import dev.latte.weights.AtomicFiles;
+
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -198,14 +196,6 @@ public final class BenchReport {
 
     /** Writes a JSON text (and a final newline), making the parent folders; the one writer of bench files. */
     public static void write(Path path, String json) {
-        try {
-            Path parent = path.toAbsolutePath().getParent();
-            if (parent != null) {
-                Files.createDirectories(parent);
-            }
-            Files.writeString(path, json.endsWith("\n") ? json : json + "\n", StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException(path + ": cannot write: " + e.getMessage(), e);
-        }
+        AtomicFiles.writeString(path, json.endsWith("\n") ? json : json + "\n");
     }
 }

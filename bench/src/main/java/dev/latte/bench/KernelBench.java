@@ -163,6 +163,55 @@ public final class KernelBench {
     }
 
     /**
+     * A timer for a host backend (the CPU): the op's inputs and weights are random tensors made
+     * once, its output a fresh tensor; {@code warmup} untimed runs (the first packs the weights),
+     * then each run timed by the host clock. Where {@code cpuMs} is given, each run's process CPU
+     * time goes there too: on a shared machine wall time counts the waits for a core, CPU time
+     * does not, so FLOP per CPU-second is what the kernels achieve on the cores they got.
+     */
+    public static Timer hostTimer(Backend backend, java.util.Map<KernelCase, double[]> cpuMs) {
+        return (c, warmup, runs) -> {
+            Op op = c.sample();
+            if (!backend.supports(c.op())) {
+                throw new Unsupported(backend.name() + " has no " + c.op());
+            }
+            Graph g = c.graph();
+            Tensor[] env = new Tensor[g.values().size()];
+            List<Tensor> owned = new ArrayList<>();
+            try {
+                for (int id : op.inputs()) {
+                    if (id >= 0 && env[id] == null) {
+                        Value v = g.value(id);
+                        env[id] = backend.upload(v.shape(), RandomWeights.values(id, String.valueOf(v.name()),
+                                v.shape()));
+                        owned.add(env[id]);
+                    }
+                }
+                env[op.out()] = backend.allocate(g.value(op.out()).shape());
+                owned.add(env[op.out()]);
+                for (int i = 0; i < warmup; i++) {
+                    op.run(backend, env);
+                }
+                double[] ms = new double[runs], cpu = new double[runs];
+                var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory
+                        .getOperatingSystemMXBean();
+                for (int i = 0; i < runs; i++) {
+                    long c0 = os.getProcessCpuTime(), t0 = System.nanoTime();
+                    op.run(backend, env);
+                    ms[i] = (System.nanoTime() - t0) / 1e6;
+                    cpu[i] = (os.getProcessCpuTime() - c0) / 1e6;
+                }
+                if (cpuMs != null) {
+                    cpuMs.put(c, cpu);
+                }
+                return ms;
+            } finally {
+                owned.forEach(backend::release);
+            }
+        };
+    }
+
+    /**
      * Runs {@code work} {@code warmup} times, then {@code runs} times back to back with an event
      * recorded before the first and after each: per-run milliseconds between consecutive events.
      */

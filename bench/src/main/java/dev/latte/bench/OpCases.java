@@ -98,6 +98,21 @@ public final class OpCases {
         cs.add(attention("attention self h2 d80 s33", 2, 80, 33, 33));
         cs.add(attention("attention cross h1 d160 s20 k77", 1, 160, 20, 77));
         cs.add(attention("attention generic h3 d48 s30 k33", 3, 48, 30, 33));
+        // the text encoder: causal self-attention (CLIP's 77 tokens), token + position embedding, quick-GELU
+        cs.add(one("attention causal h2 d40 s77", b -> {
+            Value q = b.input("q", Shape.of(2, 77, 80));
+            return b.attention(q, b.input("k", Shape.of(2, 77, 80)), b.input("v", Shape.of(2, 77, 80)), 2, true);
+        }));
+        cs.add(one("attention causal h4 d8 s77", b -> {
+            Value q = b.input("q", Shape.of(1, 77, 32));
+            return b.attention(q, b.input("k", Shape.of(1, 77, 32)), b.input("v", Shape.of(1, 77, 32)), 4, true);
+        }));
+        cs.add(one("embedding 77 tokens 600x40 +positions", b -> b.in("embeddings", () -> b.embedding(
+                b.input("ids", Shape.of(2, 77)), b.param("token_embedding", Shape.of(600, 40)),
+                b.param("position_embedding", Shape.of(77, 40))))));
+        cs.add(one("embedding 5 tokens 50x24", b -> b.in("embeddings", () -> b.embedding(
+                b.input("ids", Shape.of(3, 5)), b.param("token_embedding", Shape.of(50, 24)), null))));
+        cs.addAll(withInPlace(one("quickGelu 77x148", b -> b.quickGelu(b.input("x", Shape.of(2, 77, 148))))));
         // activations, embeddings, resampling, plumbing
         cs.addAll(withInPlace(one("silu 40x9x7", b -> b.silu(b.input("x", Shape.of(2, 40, 9, 7))))));
         cs.addAll(withInPlace(one("gelu 50x160", b -> b.gelu(b.input("x", Shape.of(2, 50, 160))))));

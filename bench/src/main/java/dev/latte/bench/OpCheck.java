@@ -1,6 +1,7 @@
 package dev.latte.bench;
 
 import dev.latte.core.Backend;
+import dev.latte.core.Compare;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
 import dev.latte.graph.Graph;
@@ -100,6 +101,7 @@ public final class OpCheck {
             double fanIn = weight ? (double) s.numel() / s.dim(0) : 1;
             for (int i = 0; i < x.length; i++) {
                 x[i] = op instanceof Op.TimestepEmbedding ? rnd.nextInt(1000)
+                        : op instanceof Op.Embedding e && id == e.ids() ? rnd.nextInt(g.value(e.table()).shape().dim(0))
                         : gamma ? (float) (1 + 0.1 * gaussian(rnd))
                         : (float) (gaussian(rnd) / Math.sqrt(fanIn));
             }
@@ -185,34 +187,12 @@ public final class OpCheck {
     public static Result judge(String backend, OpCase c, float[] ref, Output got, Tolerance tol) {
         Shape s = c.graph().value(c.op().out()).shape();
         float[] v = got.values();
-        double peak = 0, sq = 0, maxAbs = 0, worstRatio = 0;
-        long bad = 0;
-        int worst = -1;
-        for (int i = 0; i < ref.length; i++) {
-            peak = Math.max(peak, Math.abs(ref[i]));
-            if (!Float.isFinite(v[i])) {
-                bad++;
-                if (worst < 0 || worstRatio != Double.POSITIVE_INFINITY) {
-                    worst = i;
-                    worstRatio = Double.POSITIVE_INFINITY;
-                }
-                continue;
-            }
-            double d = Math.abs((double) v[i] - ref[i]);
-            sq += d * d;
-            maxAbs = Math.max(maxAbs, d);
-            double ratio = d / (tol.atol() + tol.rtol() * Math.abs(ref[i]));
-            if (ratio > worstRatio || worst < 0) {
-                worstRatio = ratio;
-                worst = i;
-            }
-        }
-        double psnr = bad > 0 ? Double.NEGATIVE_INFINITY
-                : sq == 0 ? Double.POSITIVE_INFINITY : 10 * Math.log10(peak * peak / (sq / ref.length));
-        String where = worst < 0 ? "none" : String.format(Locale.ROOT, "%s = %.6g vs ref %.6g", index(s, worst),
-                v[worst], ref[worst]);
-        return new Result(backend, psnr, bad > 0 ? Double.NaN : maxAbs, bad, where, worstRatio, got.guardViolation(),
-                tol);
+        Compare cmp = Compare.of(ref, v);
+        Compare.Bound bound = Compare.bound(ref, v, tol.atol(), tol.rtol());
+        String where = bound.worst() < 0 ? "none" : String.format(Locale.ROOT, "%s = %.6g vs ref %.6g",
+                index(s, bound.worst()), bound.result(), bound.reference());
+        return new Result(backend, cmp.psnr(), cmp.maxAbsError(), cmp.nonFinite(), where, bound.ratio(),
+                got.guardViolation(), tol);
     }
 
     /** Flat index as coordinates of shape {@code s}, e.g. {@code [1, 3, 0, 7]}. */

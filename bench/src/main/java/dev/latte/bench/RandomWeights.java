@@ -2,17 +2,15 @@ package dev.latte.bench;
 
 import dev.latte.core.Shape;
 import dev.latte.graph.Value;
+import dev.latte.model.ModelWriter;
 import dev.latte.unet.UNet2DConditionModel;
 import dev.latte.weights.DType;
 import dev.latte.weights.SafeTensorsWriter;
 import dev.latte.weights.UNetConfig;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -98,13 +96,7 @@ public final class RandomWeights {
                 w.add(p.name(), DType.F16, shape, bytes);
             }
         });
-        try {
-            Files.createDirectories(dir);
-            Files.writeString(dir.resolve("config.json"), configJson);
-        } catch (IOException e) {
-            throw new UncheckedIOException(dir + ": cannot write config.json: " + e.getMessage(), e);
-        }
-        w.write(dir.resolve("diffusion_pytorch_model.safetensors"));
+        ModelWriter.write(dir, configJson, w, "diffusion_pytorch_model.safetensors");
         return dir;
     }
 }

@@ -148,7 +148,6 @@ public final class Backends {
 
     /** {@link #open} from {@code --backend} (default cpu), {@code --dtype} and {@code --threads} (default: all cores). */
     static Backend open(Args a, String defaultDtype) {
-        return open(a.get("backend", "cpu"), a.get("dtype", defaultDtype),
-                a.getInt("threads", Runtime.getRuntime().availableProcessors()));
+        return open(a.get("backend", "cpu"), a.get("dtype", defaultDtype), a.threads());
     }
 }

@@ -40,6 +40,7 @@ final class Bench {
         }
         Args a = new Args("bench unet", args.subList(1, args.size()), Set.of("model", "batch", "height", "width",
                 "context", "warmup", "iters", "backend", "threads", "json"));
+        a.outputFile("json");
         int warmup = a.getInt("warmup", 3), iters = a.getInt("iters", 10);
         if (warmup < 0 || iters < 1) {
             throw new Args.UsageException("bench unet: --warmup must be >= 0 and --iters >= 1");
@@ -47,8 +48,8 @@ final class Bench {
         try (Backend backend = Backends.open(a, "fp32"); UNetModel model = UNetModel.load(Path.of(a.required("model")));
              UNetRunner runner = new UNetRunner(model, backend)) {
             int side = model.config().sampleSize() == null ? 64 : model.config().sampleSize();
-            var d = new UNetRunner.Dims(a.getInt("batch", 2), a.getInt("height", side), a.getInt("width", side),
-                    a.getInt("context", 77));
+            var d = new UNetRunner.Dims(a.batch(), a.latentSide("height", side), a.latentSide("width", side),
+                    a.context());
             Random rnd = new Random(0);
             float[] sample = gaussian(rnd, (long) d.batch() * model.config().inChannels() * d.height() * d.width());
             float[] context = gaussian(rnd, (long) d.batch() * d.contextLength() * model.unet().contextDim());

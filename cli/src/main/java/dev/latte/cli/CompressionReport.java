@@ -12,6 +12,7 @@ import dev.latte.model.UNetModel;
 import dev.latte.model.UNetRunner;
 import dev.latte.prune.Pruner;
 import dev.latte.quant.Quantizer;
+import dev.latte.weights.AtomicFiles;
 import dev.latte.weights.DType;
 import dev.latte.weights.SafeTensorsFile;
 import dev.latte.weights.SafeTensorsWriter;
@@ -23,7 +24,6 @@ import java.io.PrintStream;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
@@ -50,6 +50,7 @@ final class CompressionReport {
     }
 
     static int run(Args a, PrintStream out, PrintStream err) {
+        a.outputFile("json");
         Path modelDir = Path.of(a.required("model"));
         Path goldens = Path.of(a.get("goldens", modelDir.toString()));
         List<Path> cases;
@@ -111,11 +112,7 @@ final class CompressionReport {
             }
             String file = a.get("json", null);
             if (file != null) {
-                Path p = Path.of(file);
-                if (p.toAbsolutePath().getParent() != null) {
-                    Files.createDirectories(p.toAbsolutePath().getParent());
-                }
-                Files.writeString(p, json.writeValueAsString(root) + "\n", StandardCharsets.UTF_8);
+                AtomicFiles.writeString(Path.of(file), json.writeValueAsString(root) + "\n");
                 out.println("wrote " + file);
             }
             return 0;

@@ -7,6 +7,8 @@ import dev.latte.bench.KernelBench;
 import dev.latte.bench.KernelCase;
 import dev.latte.bench.KernelCases;
 import dev.latte.bench.OpCases;
+import dev.latte.bench.Stats;
+import dev.latte.cpu.CpuBackend;
 import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.backend.CudaBackend;
 import dev.latte.cuda.backend.Tactics;
@@ -29,13 +31,20 @@ import java.util.Set;
  */
 final class KernelsBench {
     static final Set<String> OPTIONS = Set.of("json", "dtype", "runs", "warmup", "batch", "sizes", "config", "version",
-            "kernels");
+            "kernels", "backend", "threads", "ops");
     static final Set<String> FLAGS = Set.of("list");
 
     private KernelsBench() {
     }
 
     static int run(Args a, PrintStream out, PrintStream err) {
+        a.outputFile("json");
+        String backendName = a.get("backend", "cuda");
+        if (backendName.equals("cpu")) {
+            return runCpu(a, out, err);
+        } else if (!backendName.equals("cuda")) {
+            throw new Args.UsageException("bench kernels: --backend must be cuda or cpu, not '" + backendName + "'");
+        }
         String dtype = a.get("dtype", "fp16");
         int elementBytes = switch (dtype) {
             case "fp16" -> 2;
@@ -43,7 +52,7 @@ final class KernelsBench {
             default -> throw new Args.UsageException("bench kernels: --dtype must be fp16 or fp32, not '" + dtype
                     + "'");
         };
-        int runs = a.getInt("runs", 20), warmup = a.getInt("warmup", 5), batch = a.getInt("batch", 2);
+        int runs = a.getInt("runs", 20), warmup = a.getInt("warmup", 5), batch = a.batch();
         if (runs < 20 || warmup < 1 || batch < 1) {
             throw new Args.UsageException("bench kernels: --runs must be >= 20, --warmup >= 1, --batch >= 1");
         }
@@ -208,6 +217,117 @@ final class KernelsBench {
                 }
             }
             out.printf(Locale.ROOT, "%-24s %s | %s%n", mine.get(i).config(), row, mine.get(i).shape());
+        }
+    }
+
+    /**
+     * {@code bench kernels --backend cpu}: the same cases on the CPU backend, fp32, timed by the
+     * host clock; GFLOP/s per case. {@code --ops linear,attention} keeps only those op kinds (the
+     * whole SD1.5 table takes long on two cores). The machine's load average before and after is
+     * recorded: on a shared machine it says how far to trust the numbers.
+     */
+    private static int runCpu(Args a, PrintStream out, PrintStream err) {
+        if (!a.get("dtype", "fp32").equals("fp32")) {
+            throw new Args.UsageException("bench kernels: the cpu backend computes fp32; --dtype must be fp32");
+        }
+        int runs = a.getInt("runs", 5), warmup = a.getInt("warmup", 1), batch = a.getInt("batch", 2);
+        int threads = a.getInt("threads", Runtime.getRuntime().availableProcessors());
+        if (runs < 1 || warmup < 1 || batch < 1 || threads < 1) {
+            throw new Args.UsageException("bench kernels: --runs, --warmup, --batch and --threads must be >= 1");
+        }
+        List<KernelCase> cases = cases(a, batch, Float.BYTES);
+        String ops = a.get("ops", null);
+        if (ops != null) {
+            Set<String> keep = Set.of(ops.split(","));
+            cases = cases.stream().filter(c -> keep.contains(c.op())).toList();
+            if (cases.isEmpty()) {
+                throw new Args.UsageException("bench kernels: no case has an op in --ops " + ops);
+            }
+        }
+        try (CpuBackend backend = new CpuBackend(threads)) {
+            double[] loadBefore = loadAverage();
+            err.printf(Locale.ROOT, "latte: %d cases on the cpu backend (%d threads, %s), %d warm-up + %d timed"
+                    + " runs each...%n", cases.size(), threads, backend.vectorised() ? "Vector API kernels"
+                    : "scalar loops: the JVM lacks --add-modules jdk.incubator.vector", warmup, runs);
+            Map<KernelCase, double[]> cpuMs = new HashMap<>();
+            List<KernelBench.Result> results = KernelBench.run(cases, KernelBench.hostTimer(backend, cpuMs), warmup,
+                    runs, CPU_DEVICE, "fp32");
+            double[] loadAfter = loadAverage();
+            out.printf(Locale.ROOT, "%-24s %-16s %5s %10s %24s %8s %10s %s%n", "config", "op", "count", "GFLOP",
+                    "median ms [p10, p90]", "GFLOP/s", "per CPU-s", "shape");
+            ObjectNode root = BenchReport.JSON.createObjectNode();
+            root.put("schema", "latte-bench-kernels-cpu/1");
+            root.put("benchmark", "kernels");
+            root.setAll(Bench.provenance());
+            root.put("backend", "cpu");
+            root.put("dtype", "fp32");
+            root.put("threads", threads);
+            root.put("vector_api", backend.vectorised());
+            root.put("warmup_runs", warmup);
+            root.put("runs", runs);
+            root.put("timing", "host clock around each run (and the process's CPU time: gflops_per_cpu_s is FLOP per"
+                    + " CPU-second, what the kernels do on the cores they got); inputs made once, weights packed in"
+                    + " the warm-up");
+            root.put("load_average_before", loadBefore[0]);
+            root.put("load_average_after", loadAfter[0]);
+            var list = root.putArray("cases");
+            for (KernelBench.Result r : results) {
+                KernelCase c = r.kernel();
+                var n = list.addObject();
+                n.put("config", c.config());
+                n.put("op", c.op());
+                n.put("shape", c.shape());
+                n.put("count_per_step", c.count());
+                n.put("flops", c.flops());
+                n.put("status", r.status());
+                if (r.stats() == null) {
+                    out.printf(Locale.ROOT, "%-24s %-16s %5d %10.3f %s | %s%n", c.config(), c.op(), c.count(),
+                            c.flops() / 1e9, r.status(), c.shape());
+                    continue;
+                }
+                double gflops = c.flops() / (r.stats().median() * 1e6);
+                double[] cpu = cpuMs.get(c);
+                double cpuMedian = Stats.of(cpu).median(), perCpu = c.flops() / (cpuMedian * 1e6);
+                n.put("median_ms", r.stats().median());
+                n.put("median_cpu_ms", cpuMedian);
+                n.put("gflops_per_cpu_s", perCpu);
+                n.put("p10_ms", r.stats().p10());
+                n.put("p90_ms", r.stats().p90());
+                n.put("gflops_per_s", gflops);
+                var raw = n.putArray("raw_ms");
+                for (double v : r.ms()) {
+                    raw.add(v);
+                }
+                var rawCpu = n.putArray("raw_cpu_ms");
+                for (double v : cpu) {
+                    rawCpu.add(v);
+                }
+                out.printf(Locale.ROOT, "%-24s %-16s %5d %10.3f %10.2f [%.2f, %.2f] %8.1f %10.1f %s%n", c.config(),
+                        c.op(), c.count(), c.flops() / 1e9, r.stats().median(), r.stats().p10(), r.stats().p90(), gflops,
+                        perCpu, c.shape());
+            }
+            out.printf(Locale.ROOT, "load average %.2f before, %.2f after (%d processors)%n", loadBefore[0],
+                    loadAfter[0], Runtime.getRuntime().availableProcessors());
+            String json = a.get("json", null);
+            if (json != null) {
+                BenchReport.write(Path.of(json), root);
+                out.println("wrote " + json);
+            }
+        }
+        return 0;
+    }
+
+    /** No device ceilings on the host: rates are reported, fractions of peak are not. */
+    private static final KernelBench.Device CPU_DEVICE = new KernelBench.Device("host cpu", "host", 0, 0, 0,
+            0, 0, 0, 0, "", "", Double.NaN, Double.NaN, Double.NaN, Double.NaN, Double.NaN);
+
+    /** The 1-, 5- and 15-minute load averages (/proc/loadavg), NaN where unreadable. */
+    static double[] loadAverage() {
+        try {
+            String[] f = java.nio.file.Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
+            return new double[] {Double.parseDouble(f[0]), Double.parseDouble(f[1]), Double.parseDouble(f[2])};
+        } catch (java.io.IOException | RuntimeException e) {
+            return new double[] {Double.NaN, Double.NaN, Double.NaN};
         }
     }
 

@@ -1,11 +1,13 @@
 package dev.latte.cli;
 
 import dev.latte.lora.Lora;
+import dev.latte.model.ModelWriter;
 import dev.latte.model.UNetModel;
 import dev.latte.weights.DType;
 import dev.latte.weights.SafeTensorsFile;
 import dev.latte.weights.SafeTensorsWriter;
 import dev.latte.weights.TensorInfo;
+import dev.latte.weights.Text;
 import dev.latte.weights.WeightsException;
 
 import java.io.IOException;
@@ -15,7 +17,6 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -35,16 +36,12 @@ final class LoraMerge {
     static int run(Args a, PrintStream out, PrintStream err) {
         Path modelDir = Path.of(a.required("model"));
         Path loraFile = Path.of(a.required("lora"));
-        Path outDir = Path.of(a.required("out"));
+        Path outDir = a.outputModelFolder("out");
         double scale = a.getDouble("scale", 1.0);
+        if (!Double.isFinite(scale)) {
+            throw new Args.UsageException("lora-merge: --scale must be a finite number, got " + a.get("scale", ""));
+        }
         try (UNetModel model = UNetModel.load(modelDir)) {
-            if (Files.exists(outDir) && isSameFile(outDir, modelDir)) {
-                throw new Args.UsageException("lora-merge: --out " + outDir + " is the input model folder;"
-                        + " write the merged model somewhere else");
-            }
-            if (Files.exists(outDir) && !Files.isDirectory(outDir)) {
-                throw new Args.UsageException("lora-merge: --out " + outDir + " exists and is not a directory");
-            }
             Lora lora = Lora.load(loraFile, model.weights());
             report(lora, err);
             if (lora.modules().isEmpty()) {
@@ -60,12 +57,9 @@ final class LoraMerge {
                 float[] v = merged.get(t.name());
                 w.add(t.name(), t.dtype(), t.shape(), v == null ? weights.data(t.name()) : encode(t.dtype(), v));
             }
-            Files.createDirectories(outDir);
-            w.write(outDir.resolve(weights.path().getFileName()));
-            Path cfg = outDir.resolve(UNetModel.CONFIG);
-            Path tmp = outDir.resolve("." + UNetModel.CONFIG + "." + ProcessHandle.current().pid() + ".tmp");
-            Files.copy(modelDir.resolve(UNetModel.CONFIG), tmp, StandardCopyOption.REPLACE_EXISTING);
-            Files.move(tmp, cfg, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            // the source's config.json byte for byte, and its weights file name (an fp16 model stays .fp16)
+            ModelWriter.write(outDir, Files.readString(modelDir.resolve(UNetModel.CONFIG)), w,
+                    weights.path().getFileName().toString());
             var ranks = lora.modules().stream().map(m -> Integer.toString(m.rank())).collect(Collectors.toSet());
             var alphas = lora.modules().stream().map(m -> fmt(m.alpha())).collect(Collectors.toSet());
             out.printf("merged %d LoRA modules (rank %s, alpha %s) at scale %s into %d of %d tensors; wrote %s%n",
@@ -81,13 +75,11 @@ final class LoraMerge {
     static void report(Lora lora, PrintStream err) {
         List<String> unknown = lora.unknownKeys();
         if (!unknown.isEmpty()) {
-            err.println("latte: warning: " + lora.file() + ": " + unknown.size() + " tensor(s) match no UNet weight"
-                    + " and are ignored: " + String.join(", ", unknown));
+            String shown = unknown.stream().limit(10).map(Text::quote).collect(Collectors.joining(", "))
+                    + (unknown.size() > 10 ? ", ... (" + (unknown.size() - 10) + " more)" : "");
+            err.println("latte: warning: " + Text.oneLine(lora.file() + ": " + unknown.size()
+                    + " tensor(s) match no UNet weight and are ignored: " + shown));
         }
-    }
-
-    private static boolean isSameFile(Path a, Path b) throws IOException {
-        return Files.isSameFile(a, b);
     }
 
     private static String fmt(float v) {

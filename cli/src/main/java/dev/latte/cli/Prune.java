@@ -16,7 +16,7 @@ final class Prune {
     }
 
     static int run(Args a, PrintStream out) {
-        Path outDir = Path.of(a.required("out"));
+        Path outDir = a.outputModelFolder("out");
         double ratio = a.getDouble("ratio", Double.NaN);
         if (!(ratio >= 0 && ratio < 1)) {
             throw new Args.UsageException("prune: --ratio must be a number in [0, 1), got " + a.required("ratio"));

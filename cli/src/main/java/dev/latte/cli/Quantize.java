@@ -15,7 +15,7 @@ final class Quantize {
     }
 
     static int run(Args a, PrintStream out) {
-        Path outDir = Path.of(a.required("out"));
+        Path outDir = a.outputModelFolder("out");
         try (UNetModel model = UNetModel.load(Path.of(a.required("model")))) {
             Quantizer.Summary s = Quantizer.quantize(model, outDir);
             out.printf("quantised %d of %d tensors to int8 (per-output-channel fp32 scales): weight bytes %,d -> %,d"

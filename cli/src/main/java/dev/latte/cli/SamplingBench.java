@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.latte.bench.BenchReport;
 import dev.latte.core.Backend;
+import dev.latte.model.DeepCacheRunner;
 import dev.latte.model.UNetModel;
 import dev.latte.model.UNetRunner;
 import dev.latte.sampling.DdimScheduler;
@@ -19,6 +20,7 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
@@ -36,7 +38,8 @@ final class SamplingBench {
         }
     }
 
-    private record Config(String name, Scheduler scheduler, double guidance) {
+    /** One run kind; {@code interval} 0: no DeepCache. */
+    private record Config(String name, Scheduler scheduler, double guidance, int interval) {
     }
 
     private SamplingBench() {
@@ -44,16 +47,35 @@ final class SamplingBench {
 
     static int run(List<String> args, PrintStream out, PrintStream err) {
         Args a = new Args("bench sampling", args, Set.of("model", "context", "repeat", "seed", "backend", "threads",
-                "json"));
+                "json", "deepcache-interval", "deepcache-branch"));
+        a.outputFile("json");
         int repeat = a.getInt("repeat", 3);
         if (repeat < 1) {
             throw new Args.UsageException("bench sampling: --repeat must be >= 1");
         }
         SchedulerConfig sd = SchedulerConfig.SD15;
-        List<Config> configs = List.of(new Config("ddim-20", new DdimScheduler(sd, 20, 0), 7.5),
-                new Config("ddim-50", new DdimScheduler(sd, 50, 0), 7.5), new Config("lcm-4", new LcmScheduler(sd, 4), 1.0));
+        int interval = a.getInt("deepcache-interval", 3);
+        if (interval < 0) {
+            throw new Args.UsageException("bench sampling: --deepcache-interval must be >= 0 (0: no DeepCache runs)");
+        }
+        List<Config> configs = new ArrayList<>();
+        for (Config c : List.of(new Config("ddim-20", new DdimScheduler(sd, 20, 0), 7.5, 0),
+                new Config("ddim-50", new DdimScheduler(sd, 50, 0), 7.5, 0),
+                new Config("lcm-4", new LcmScheduler(sd, 4), 1.0, 0))) {
+            configs.add(c);
+            if (interval > 0) {
+                configs.add(new Config(c.name() + "-deepcache", c.scheduler(), c.guidance(), interval));
+            }
+        }
+        int branch = a.getInt("deepcache-branch", 0);
         try (Backend backend = Backends.open(a, "fp32"); UNetModel model = UNetModel.load(Path.of(a.required("model")));
-             UNetRunner runner = new UNetRunner(model, backend)) {
+             UNetRunner runner = new UNetRunner(model, backend);
+             DeepCacheRunner cache = new DeepCacheRunner(Math.max(branch, 0))) {
+            if (branch < 0 || branch >= model.unet().deepCacheBranches()) {
+                throw new Args.UsageException("bench sampling: --deepcache-branch " + branch + " is out of range for "
+                        + model.dir() + ": " + model.config().levels() + " down blocks, so branches 0.."
+                        + (model.unet().deepCacheBranches() - 1));
+            }
             var ctx = SamplingInputs.context(Path.of(a.required("context")), model.unet().contextDim(), true);
             int side = model.config().sampleSize() == null ? 64 : model.config().sampleSize();
             int n = ctx.batch() * model.config().inChannels() * side * side;
@@ -71,13 +93,17 @@ final class SamplingBench {
             input.put("latent_width", side);
             input.put("context_length", ctx.tokens());
             input.put("seed", seed);
-            root.put("note", "wall time of whole runs (UNet forwards + scheduler), after one warm-up run each");
+            root.put("note", "wall time of whole runs (UNet forwards + scheduler), after one warm-up run each;"
+                    + " unet_macs: multiply-adds of the convs, linears and attention matmuls the UNet executed");
             ArrayNode runs = root.putArray("runs");
             for (Config c : configs) {
                 double[] ms = new double[repeat];
-                long forwards = 0, evaluations = 0;
+                long forwards = 0, evaluations = 0, macs = 0, fullSteps = 0;
                 for (int r = -1; r < repeat; r++) {
                     var unet = new GuidedUNet(runner, ctx, c.guidance(), side, side);
+                    if (c.interval() > 0) {
+                        unet.withDeepCache(cache, c.interval());
+                    }
                     Gaussian g = new Gaussian(seed);
                     float[] init = g.next(n);
                     long t0 = System.nanoTime();
@@ -88,14 +114,17 @@ final class SamplingBench {
                     }
                     forwards = unet.forwards();
                     evaluations = unet.evaluations();
+                    macs = unet.stepMacs().stream().mapToLong(Long::longValue).sum();
+                    fullSteps = unet.fullSteps().stream().filter(f -> f).count();
                     err.printf("latte: %s %s: %.0f ms%n", c.name(), r < 0 ? "warm-up" : "run " + (r + 1), elapsed);
                 }
                 double[] sorted = ms.clone();
                 Arrays.sort(sorted);
                 double median = repeat % 2 == 1 ? sorted[repeat / 2] : (sorted[repeat / 2 - 1] + sorted[repeat / 2]) / 2;
                 int steps = c.scheduler().timesteps().length;
-                out.printf("%-8s guidance %-4s %3d UNet forwards (%3d latents)  median %8.1f ms  %.1f ms/step%n",
-                        c.name(), c.guidance(), forwards, evaluations, median, median / steps);
+                out.printf("%-18s guidance %-4s %3d UNet forwards (%3d latents, %3d full)  %8.3f GMACs  median %8.1f ms"
+                                + "  %.1f ms/step%n", c.name(), c.guidance(), forwards, evaluations, fullSteps, macs / 1e9,
+                        median, median / steps);
                 ObjectNode run = runs.addObject();
                 run.put("name", c.name());
                 run.put("scheduler", c.scheduler().name());
@@ -104,6 +133,15 @@ final class SamplingBench {
                 run.put("unet_forwards", forwards);
                 run.put("unet_batch_per_forward", evaluations / forwards);
                 run.put("unet_latent_evaluations", evaluations);
+                run.put("unet_full_steps", fullSteps);
+                run.put("unet_macs", macs);
+                if (c.interval() > 0) {
+                    ObjectNode dc = run.putObject("deepcache");
+                    dc.put("interval", c.interval());
+                    dc.put("branch", branch);
+                } else {
+                    run.putNull("deepcache");
+                }
                 run.put("median_ms", median);
                 run.put("median_ms_per_step", median / steps);
                 ArrayNode raw = run.putArray("raw_ms");

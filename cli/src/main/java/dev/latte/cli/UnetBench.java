@@ -7,6 +7,7 @@ import dev.latte.core.Backend;
 import dev.latte.core.Int8Mode;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
+import dev.latte.cpu.CpuBackend;
 import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.CudaEvent;
 import dev.latte.cuda.CudaKernel;
@@ -50,7 +51,7 @@ import java.util.Set;
 final class UnetBench {
     static final Set<String> OPTIONS = Set.of("config", "batch", "height", "width", "context", "dtype", "int8-mode",
             "backend", "threads", "warmup", "iters", "seed", "json");
-    static final Set<String> FLAGS = Set.of("graph");
+    static final Set<String> FLAGS = Set.of("graph", "interleave");
 
     /** A UNet config and where it came from. */
     record Config(String name, String source, UNetConfig config, String json) {
@@ -79,16 +80,20 @@ final class UnetBench {
     }
 
     static int run(Args a, PrintStream out, PrintStream err) {
+        a.outputFile("json");
         Config c = config(a.required("config"), "bench unet");
         String backendName = a.get("backend", "cpu");
         String dtype = a.get("dtype", backendName.equals("cuda") ? "fp16" : "fp32");
         if (!List.of("fp32", "fp16", "int8").contains(dtype)) {
             throw new Args.UsageException("bench unet: --dtype must be fp32, fp16 or int8, not '" + dtype + "'");
         }
-        int batch = a.getInt("batch", 2), height = a.getInt("height", 512), width = a.getInt("width", 512);
-        int context = a.getInt("context", 77), warmup = a.getInt("warmup", 3), iters = a.getInt("iters", 20);
+        int batch = a.batch(), height = a.imageSide("height", 512), width = a.imageSide("width", 512);
+        int context = a.context(), warmup = a.getInt("warmup", 3), iters = a.getInt("iters", 20);
         long seed = a.getInt("seed", 0);
         boolean useGraph = a.flag("graph");
+        // another process's runs take turns with ours (bench/cpu_vs_torch.py): each timed step waits
+        // for a line on stdin and answers "step MS" on stdout, so both sides see the same machine
+        boolean interleave = a.flag("interleave");
         if (height <= 0 || width <= 0 || height % 8 != 0 || width % 8 != 0) {
             throw new Args.UsageException("bench unet: with --config, --height and --width are image pixels,"
                     + " positive multiples of 8; got " + height + "x" + width);
@@ -178,8 +183,19 @@ final class UnetBench {
                 }
                 double[] ms = new double[iters];
                 double[] wall = new double[iters];
+                double[] loadBefore = KernelsBench.loadAverage();
+                var stdin = new java.io.BufferedReader(new java.io.InputStreamReader(System.in,
+                        java.nio.charset.StandardCharsets.UTF_8));
+                if (interleave) {
+                    out.println("ready");
+                    out.flush();
+                }
                 for (int i = 0; i < iters; i++) {
                     writeInputs.run();
+                    if (interleave && readLine(stdin) == null) {
+                        throw new Args.UsageException("bench unet --interleave: stdin closed after " + i + " of "
+                                + iters + " steps");
+                    }
                     if (ctx == null) {
                         long t0 = System.nanoTime();
                         step.run();
@@ -195,9 +211,29 @@ final class UnetBench {
                             wall[i] = (System.nanoTime() - t0) / 1e6;
                         }
                     }
+                    if (interleave) {
+                        out.printf(Locale.ROOT, "step %.3f%n", ms[i]);
+                        out.flush();
+                    }
                 }
+                double[] loadAfter = KernelsBench.loadAverage();
                 ObjectNode root = report(c, backend, dtype, int8Mode, graph, plan, weightBytes[0], launchesPerStep,
                         useGraph, batch, height, width, context, warmup, ms, wall, ctx);
+                if (backend instanceof CpuBackend cpu) {
+                    ObjectNode host = root.putObject("host");
+                    host.put("threads", cpu.threads());
+                    host.put("vector_api", cpu.vectorised());
+                    host.put("packed_weight_bytes", cpu.packedBytes());
+                    host.put("load_average_before", loadBefore[0]);
+                    host.put("load_average_after", loadAfter[0]);
+                    long[] rss = residentBytes();
+                    host.put("resident_bytes", rss[0]);
+                    host.put("peak_resident_bytes", rss[1]);
+                    host.put("interleaved", interleave);
+                    err.printf(Locale.ROOT, "latte: resident %.2f GiB (peak %.2f GiB), packed weights %.2f GiB, load"
+                            + " average %.1f -> %.1f%n", rss[0] / 1073741824.0, rss[1] / 1073741824.0,
+                            cpu.packedBytes() / 1073741824.0, loadBefore[0], loadAfter[0]);
+                }
                 if (useGraph) {
                     // the replayed graph must compute what the eager step computed from the same inputs
                     float[] replayed = step.read("out");
@@ -228,6 +264,30 @@ final class UnetBench {
             }
         }
         return 0;
+    }
+
+    private static String readLine(java.io.BufferedReader in) {
+        try {
+            return in.readLine();
+        } catch (IOException e) {
+            return null;
+        }
+    }
+
+    /** This process's resident and peak resident bytes (VmRSS, VmHWM of /proc/self/status); -1 where unknown. */
+    static long[] residentBytes() {
+        long[] r = {-1, -1};
+        try {
+            for (String l : Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (l.startsWith("VmRSS:") || l.startsWith("VmHWM:")) {
+                    long kb = Long.parseLong(l.replaceAll("[^0-9]", ""));
+                    r[l.startsWith("VmRSS:") ? 0 : 1] = kb * 1024;
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // not Linux: unknown
+        }
+        return r;
     }
 
     private static double maxAbs(float[] v) {
@@ -328,7 +388,7 @@ final class UnetBench {
             case "fp32" -> DType.F32;
             default -> throw new Args.UsageException("export-random: --dtype must be fp16 or fp32");
         };
-        Path dir = Path.of(a.required("out"));
+        Path dir = a.outputModelFolder("out");
         RandomWeights.export(dir, c.json(), seed, dtype);
         out.println("wrote " + dir.resolve("config.json") + " and " + dir.resolve("diffusion_pytorch_model.safetensors")
                 + " (" + c.name() + ", seed " + seed + ", " + dtype + ")");

@@ -1,5 +1,7 @@
 package dev.latte.core;
 
+import dev.latte.graph.Graph;
+
 /**
  * Executes ops on tensors it owns. One method per op; every op writes into an output tensor the
  * caller allocated, so a static plan decides where every activation lives. Shapes are checked by
@@ -40,6 +42,14 @@ public interface Backend extends AutoCloseable {
      */
     default Tensor arena(long bytes) {
         throw new UnsupportedOperationException(name() + " backend: arenas are not supported");
+    }
+
+    /**
+     * Allocates now whatever a step of {@code graph} needs besides its activations (scratch,
+     * constant tables), so the step itself allocates nothing and can be captured as a CUDA graph.
+     * Called when a plan's arena is bound; what it allocates lives until the backend closes.
+     */
+    default void reserve(Graph graph) {
     }
 
     /**
@@ -131,6 +141,31 @@ public interface Backend extends AutoCloseable {
      */
     void attention(Tensor q, Tensor k, Tensor v, int heads, float scale, Tensor out);
 
+    /**
+     * {@link #attention} with a causal mask when {@code causal}: query i attends to keys
+     * j ≤ i + (Sk − Sq) only, by bounding the key loop, never through a materialised mask.
+     */
+    default void attention(Tensor q, Tensor k, Tensor v, int heads, float scale, boolean causal, Tensor out) {
+        if (causal) {
+            throw new UnsupportedOperationException(name() + " backend: op attention (causal) is not supported");
+        }
+        attention(q, k, v, heads, scale, out);
+    }
+
+    /**
+     * Embedding lookup: ids [B, L] (integral values held as floats, exact below 2²⁴), table [V, D],
+     * positions [P ≥ L, D] or null, out [B, L, D] = table[ids] (+ positions[0..L)). An id outside
+     * [0, V) is an error naming it.
+     */
+    default void embedding(Tensor ids, Tensor table, Tensor positions, Tensor out) {
+        throw new UnsupportedOperationException(name() + " backend: op embedding is not supported");
+    }
+
+    /** x·sigmoid(1.702·x) (CLIP's quick_gelu); out may be x. */
+    default void quickGelu(Tensor x, Tensor out) {
+        throw new UnsupportedOperationException(name() + " backend: op quickGelu is not supported");
+    }
+
     /** out may be x. */
     void silu(Tensor x, Tensor out);
 
@@ -171,7 +206,8 @@ public interface Backend extends AutoCloseable {
 
     /** Whether this backend runs {@code op}: {@code "linearInt8"}, {@code "conv2dInt8"}; float ops always. */
     default boolean supports(String op) {
-        return !op.endsWith("Int8");
+        return !op.endsWith("Int8") && !op.equals("attentionCausal") && !op.equals("embedding")
+                && !op.equals("quick_gelu");
     }
 
     /** A tensor holding a copy of host int8 values (quantised weights). */

@@ -83,6 +83,17 @@ public final class OpChecks {
         return what;
     }
 
+    /** embedding: ids [B, L], table [V, D], positions [P ≥ L, D] or none, out [B, L, D]. */
+    public static String embedding(Tensor ids, Tensor table, Tensor positions, Tensor out) {
+        Shape is = ids.shape(), ts = table.shape(), os = out.shape();
+        String what = "embedding: ids " + is + ", table " + ts + ", positions "
+                + (positions == null ? "none" : positions.shape()) + ", out " + os;
+        check(is.rank() == 2 && ts.rank() == 2 && os.equals(Shape.of(is.dim(0), is.dim(1), ts.dim(1))), what);
+        check(positions == null || (positions.shape().rank() == 2 && positions.shape().dim(1) == ts.dim(1)
+                && positions.shape().dim(0) >= is.dim(1)), what);
+        return what;
+    }
+
     /** geglu: x [.., 2F], out [.., F]. */
     public static String geglu(Tensor x, Tensor out) {
         Shape xs = x.shape(), os = out.shape();
@@ -167,8 +178,11 @@ public final class OpChecks {
 
     /** The floats of a host (Java array) arena of {@code bytes}: a whole number that fits one array. */
     public static int hostArenaFloats(long bytes) {
-        check(bytes >= 0 && bytes % Float.BYTES == 0 && bytes / Float.BYTES <= Integer.MAX_VALUE - 8,
-                "arena: " + bytes + " bytes is not a whole number of floats that fits one Java array");
+        check(bytes >= 0 && bytes % Float.BYTES == 0, "arena: " + bytes + " bytes is not a whole number of floats");
+        // said in the user's terms: an input this large is what makes it (4096² latents did)
+        check(bytes / Float.BYTES <= Integer.MAX_VALUE - 8, "these inputs need a " + (bytes >> 20)
+                + " MiB activation arena, more than one Java array holds (" + ((Integer.MAX_VALUE - 8L) * 4 >> 20)
+                + " MiB); use a smaller --height/--width or --batch");
         return (int) (bytes / Float.BYTES);
     }
 

@@ -47,6 +47,8 @@ public final class CpuBackend implements Backend {
     private final ForkJoinPool pool;
     private final ScratchPool scratch = new ScratchPool();
     private final AtomicLong allocations = new AtomicLong();
+    /** The Vector API kernels, or null where the JVM lacks jdk.incubator.vector (then the scalar paths run). */
+    private final FastPaths fast;
 
     public CpuBackend() {
         this(Runtime.getRuntime().availableProcessors());
@@ -58,6 +60,31 @@ public final class CpuBackend implements Backend {
         }
         this.threads = threads;
         this.pool = threads == 1 ? null : new ForkJoinPool(threads - 1);
+        this.fast = FastPaths.available() ? new FastPaths(this, scratch) : null;
+    }
+
+    /**
+     * Whether conv, linear and attention run on the Vector API micro-kernels (fp32 accumulation),
+     * which needs the JVM started with {@code --add-modules jdk.incubator.vector}; otherwise they
+     * run the scalar, double-accumulating loops.
+     */
+    public boolean vectorised() {
+        return fast != null;
+    }
+
+    private final java.util.Set<CpuTensor> packedWeights = java.util.Collections.synchronizedSet(
+            java.util.Collections.newSetFromMap(new java.util.WeakHashMap<>()));
+
+    /** Bytes of the packed copies of weights this backend holds (the kernels' layout of conv and linear weights). */
+    public long packedBytes() {
+        synchronized (packedWeights) {
+            return packedWeights.stream().mapToLong(t -> FastPaths.packedFloats(t) * Float.BYTES).sum();
+        }
+    }
+
+    /** Called when a weight gets its packed copy. */
+    void packed(CpuTensor t) {
+        packedWeights.add(t);
     }
 
     public int threads() {
@@ -87,7 +114,9 @@ public final class CpuBackend implements Backend {
     public Tensor upload(Shape shape, float[] values) {
         OpChecks.valueCount("upload", values.length, shape);
         allocations.incrementAndGet();
-        return new CpuTensor(shape, values.clone());
+        CpuTensor t = new CpuTensor(shape, values.clone());
+        t.uploaded = true;
+        return t;
     }
 
     @Override
@@ -103,6 +132,7 @@ public final class CpuBackend implements Backend {
     public void write(Tensor t, float[] values) {
         CpuTensor c = cpu("write", t);
         OpChecks.valueCount("write", values.length, t.shape());
+        c.dropPack();
         System.arraycopy(values, 0, c.array(), c.offset(), values.length);
     }
 
@@ -191,8 +221,8 @@ public final class CpuBackend implements Backend {
     @Override
     public void conv2dFused(Tensor x, NormAct norm, Tensor w, Tensor bias, Conv2dParams p, Tensor residual,
                             Tensor out) {
-        if (norm == null) {
-            conv(x, w, bias, p, residual, out);
+        if (norm == null || fast != null) {
+            conv(x, x.shape().dim(-2), x.shape().dim(-1), w, bias, p, norm, residual, out);
             return;
         }
         float[] buf = scratch.take(x.shape().size());
@@ -214,20 +244,34 @@ public final class CpuBackend implements Backend {
      * the upsample happens while the padded input is gathered, so it is never written out.
      */
     private void conv(Tensor xt, int h, int w, Tensor wt, Tensor bt, Conv2dParams p, Tensor rt, Tensor outt) {
+        conv(xt, h, w, wt, bt, p, null, rt, outt);
+    }
+
+    /** As above, with {@code norm} (fast path only) applied to x as it is loaded. */
+    private void conv(Tensor xt, int h, int w, Tensor wt, Tensor bt, Conv2dParams p, NormAct norm, Tensor rt,
+                      Tensor outt) {
         Shape xs = xt.shape(), ws = wt.shape(), os = outt.shape();
         String what = OpChecks.conv2d(xt, h, w, wt, bt, p, outt, "");
         int n = xs.dim(0), c = xs.dim(1), hs = xs.dim(2), wsrc = xs.dim(3);
         int k = ws.dim(0), r = ws.dim(2), s = ws.dim(3);
         int pOut = p.outHeight(h, r), qOut = p.outWidth(w, s);
         check(rt == null || rt.shape().equals(os), what + ", residual " + (rt == null ? "none" : rt.shape()));
-        CpuTensor xc = cpu("conv2d", xt), wc = cpu("conv2d", wt), oc = cpu("conv2d", outt);
+        CpuTensor xc = cpu("conv2d", xt), wc = cpu("conv2d", wt), oc = out("conv2d", outt);
         CpuTensor bc = bt == null ? null : cpu("conv2d", bt), rc = rt == null ? null : cpu("conv2d", rt);
+        check(!oc.overlaps(xc), what + " (out aliases x)");
+        check(rc == null || !rc.overlaps(oc) || rc.offset() == oc.offset(), what + " (out partly overlaps residual)");
+        if (norm != null) {
+            OpChecks.groupNorm(xt, norm.gamma(), norm.beta(), norm.groups(), xt);
+        }
+        if (fast != null) { // before wc.array(): a packed weight has no row-major copy to hand out
+            fast.conv(xc, h, w, wc, bc, p, norm, rc, oc);
+            return;
+        }
+        check(norm == null, what + " (GroupNorm on load needs the vector kernels)");
         float[] x = xc.array(), wts = wc.array(), out = oc.array();
         float[] bias = bc == null ? null : bc.array(), res = rc == null ? null : rc.array();
         int xo = xc.offset(), wo = wc.offset(), oo = oc.offset(), bo = bc == null ? 0 : bc.offset();
         int ro = rc == null ? 0 : rc.offset();
-        check(!oc.overlaps(xc), what + " (out aliases x)");
-        check(rc == null || !rc.overlaps(oc) || ro == oo, what + " (out partly overlaps residual)");
 
         // Zero-pad x and split it into stride phases (xp[c][a][b][i][j] = padded x[i·sh + a][j·sw + b]):
         // every kernel tap then reads one phase plane at a fixed shift, so a run of output rows
@@ -311,7 +355,7 @@ public final class CpuBackend implements Backend {
         String what = OpChecks.groupNorm(xt, gt, bt, groups, outt);
         int n = xs.dim(0), c = xs.dim(1);
         CpuTensor xc = cpu("groupNorm", xt), gc = cpu("groupNorm", gt), bc = cpu("groupNorm", bt);
-        CpuTensor oc = cpu("groupNorm", outt);
+        CpuTensor oc = out("groupNorm", outt);
         float[] x = xc.array(), gamma = gc.array(), beta = bc.array(), out = oc.array();
         int xo = xc.offset(), go = gc.offset(), bo = bc.offset(), oo = oc.offset();
         check(!oc.overlaps(xc) || xo == oo, what + " (out partly overlaps x)");
@@ -334,7 +378,7 @@ public final class CpuBackend implements Backend {
         String what = OpChecks.layerNorm(xt, gt, bt, outt);
         int d = xs.dim(-1);
         CpuTensor xc = cpu("layerNorm", xt), gc = cpu("layerNorm", gt), bc = cpu("layerNorm", bt);
-        CpuTensor oc = cpu("layerNorm", outt);
+        CpuTensor oc = out("layerNorm", outt);
         float[] x = xc.array(), gamma = gc.array(), beta = bc.array(), out = oc.array();
         int xo = xc.offset(), go = gc.offset(), bo = bc.offset(), oo = oc.offset();
         check(!oc.overlaps(xc) || xo == oo, what + " (out partly overlaps x)");
@@ -386,12 +430,16 @@ public final class CpuBackend implements Backend {
         Shape xs = xt.shape(), ws = wt.shape();
         String what = OpChecks.linear(xt, wt, bt, outt);
         int in = ws.dim(1), outF = ws.dim(0);
-        CpuTensor xc = cpu("linear", xt), wc = cpu("linear", wt), oc = cpu("linear", outt);
+        CpuTensor xc = cpu("linear", xt), wc = cpu("linear", wt), oc = out("linear", outt);
         CpuTensor bc = bt == null ? null : cpu("linear", bt);
-        float[] x = xc.array(), w = wc.array(), out = oc.array(), bias = bc == null ? null : bc.array();
-        int xo = xc.offset(), oo = oc.offset(), bo = bc == null ? 0 : bc.offset();
         check(!oc.overlaps(xc), what + " (out aliases x)");
         int m = leading(xs);
+        if (fast != null) { // before wc.array(): a packed weight has no row-major copy to hand out
+            fast.linear(xc, m, in, wc, outF, bc, oc);
+            return;
+        }
+        float[] x = xc.array(), w = wc.array(), out = oc.array(), bias = bc == null ? null : bc.array();
+        int xo = xc.offset(), oo = oc.offset(), bo = bc == null ? 0 : bc.offset();
 
         // wᵀ [in, outF] turns each output row into multiply-adds over contiguous weight rows
         float[] wT = scratch.take(in * outF);
@@ -434,19 +482,28 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void attention(Tensor qt, Tensor kt, Tensor vt, int heads, float scale, Tensor outt) {
+        attention(qt, kt, vt, heads, scale, false, outt);
+    }
+
+    @Override
+    public void attention(Tensor qt, Tensor kt, Tensor vt, int heads, float scale, boolean causal, Tensor outt) {
         Shape qs = qt.shape(), ks = kt.shape();
-        String what = OpChecks.attention(qt, kt, vt, heads, outt);
+        String what = OpChecks.attention(qt, kt, vt, heads, outt) + (causal ? ", causal" : "");
         CpuTensor qc = cpu("attention", qt), kc = cpu("attention", kt), vc = cpu("attention", vt);
-        CpuTensor oc = cpu("attention", outt);
+        CpuTensor oc = out("attention", outt);
         float[] q = qc.array(), k = kc.array(), v = vc.array(), out = oc.array();
         check(!oc.overlaps(qc) && !oc.overlaps(kc) && !oc.overlaps(vc), what + " (out aliases an input)");
         int b = qs.dim(0), sq = qs.dim(1), sk = ks.dim(1), ch = qs.dim(2), d = ch / heads;
+        if (fast != null) {
+            fast.attention(qc, kc, vc, b, heads, sq, sk, d, scale, oc);
+            return;
+        }
 
         // Per (batch, head): kᵀ [D, Sk] so scores are multiply-adds over keys, v [Sk, D] packed contiguously.
         float[] kT = scratch.take(b * heads * d * sk), vh = scratch.take(b * heads * sk * d);
         try {
-            attentionPacked(q, qc.offset(), k, kc.offset(), v, vc.offset(), kT, vh, b, heads, sq, sk, d, scale, out,
-                    oc.offset());
+            attentionPacked(q, qc.offset(), k, kc.offset(), v, vc.offset(), kT, vh, b, heads, sq, sk, d, scale, causal,
+                    out, oc.offset());
         } finally {
             scratch.give(kT);
             scratch.give(vh);
@@ -454,7 +511,7 @@ public final class CpuBackend implements Backend {
     }
 
     private void attentionPacked(float[] q, int qo, float[] k, int ko, float[] v, int vo, float[] kT, float[] vh,
-            int b, int heads, int sq, int sk, int d, float scale, float[] out, int oo) {
+            int b, int heads, int sq, int sk, int d, float scale, boolean causal, float[] out, int oo) {
         int ch = heads * d;
         parallelFor(b * heads, bh -> {
             int bi = bh / heads, hi = bh % heads, base = bh * sk * d;
@@ -481,20 +538,21 @@ public final class CpuBackend implements Backend {
             float[] p = new float[sk];
             for (int i = i0; i < i1; i++) {
                 int qOff = (bi * sq + i) * ch + hi * d;
+                int keys = causal ? Math.min(sk, i + 1 + sk - sq) : sk; // causal: keys past the query never enter
                 Arrays.fill(scores, 0.0);
                 Kernels.maddTaps(scores, 0, kT, keyRows, 0, d, base, q, qo + qOff, sk); // q·kᵀ, one row
                 double max = Double.NEGATIVE_INFINITY;
-                for (int j = 0; j < sk; j++) {
+                for (int j = 0; j < keys; j++) {
                     scores[j] *= scale;
                     max = Math.max(max, scores[j]);
                 }
                 double sum = 0;
-                for (int j = 0; j < sk; j++) {
+                for (int j = 0; j < keys; j++) {
                     p[j] = (float) Math.exp(scores[j] - max);
                     sum += p[j];
                 }
                 Arrays.fill(acc, 0.0);
-                Kernels.maddTaps(acc, 0, vh, valueRows, 0, sk, base, p, 0, d); // p·v
+                Kernels.maddTaps(acc, 0, vh, valueRows, 0, keys, base, p, 0, d); // p·v
                 for (int di = 0; di < d; di++) {
                     out[oo + qOff + di] = (float) (acc[di] / sum);
                 }
@@ -529,11 +587,48 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void quickGelu(Tensor xt, Tensor outt) {
+        CpuTensor xc = cpu("quickGelu", xt), oc = unary("quickGelu", xt, outt);
+        float[] x = xc.array(), out = oc.array();
+        int xo = xc.offset(), oo = oc.offset();
+        chunked(xt.shape().size(), (i0, i1) -> {
+            for (int i = i0; i < i1; i++) {
+                float v = x[xo + i];
+                out[oo + i] = (float) (v / (1.0 + Math.exp(-1.702 * v)));
+            }
+        });
+    }
+
+    @Override
+    public void embedding(Tensor idt, Tensor tt, Tensor pt, Tensor outt) {
+        String what = OpChecks.embedding(idt, tt, pt, outt);
+        CpuTensor ic = cpu("embedding", idt), tc = cpu("embedding", tt), oc = cpu("embedding", outt);
+        CpuTensor pc = pt == null ? null : cpu("embedding", pt);
+        check(!oc.overlaps(ic) && !oc.overlaps(tc) && (pc == null || !oc.overlaps(pc)), what + " (out aliases an input)");
+        int b = idt.shape().dim(0), l = idt.shape().dim(1), vocab = tt.shape().dim(0), d = tt.shape().dim(1);
+        float[] ids = ic.array(), table = tc.array(), out = oc.array();
+        for (int i = 0; i < b * l; i++) {
+            float id = ids[ic.offset() + i];
+            check(id >= 0 && id < vocab && id == Math.rint(id), what + " (id " + id + " at [" + i / l + ", " + i % l
+                    + "] is not a row of the " + vocab + "-row table)");
+            int row = (int) id;
+            int o = oc.offset() + i * d;
+            System.arraycopy(table, tc.offset() + row * d, out, o, d);
+            if (pc != null) {
+                int po = pc.offset() + (i % l) * d;
+                for (int j = 0; j < d; j++) {
+                    out[o + j] += pc.array()[po + j];
+                }
+            }
+        }
+    }
+
+    @Override
     public void geglu(Tensor xt, Tensor outt) {
         Shape xs = xt.shape();
         String what = OpChecks.geglu(xt, outt);
         int f = xs.dim(-1) / 2;
-        CpuTensor xc = cpu("geglu", xt), oc = cpu("geglu", outt);
+        CpuTensor xc = cpu("geglu", xt), oc = out("geglu", outt);
         float[] x = xc.array(), out = oc.array();
         int xo = xc.offset(), oo = oc.offset();
         check(!oc.overlaps(xc), what + " (out aliases x)");
@@ -562,7 +657,7 @@ public final class CpuBackend implements Backend {
     public void timestepEmbedding(Tensor tt, boolean flipSinToCos, float downscaleFreqShift, Tensor outt) {
         Shape os = outt.shape();
         String what = OpChecks.timestepEmbedding(tt, outt);
-        CpuTensor tc = cpu("timestepEmbedding", tt), oc = cpu("timestepEmbedding", outt);
+        CpuTensor tc = cpu("timestepEmbedding", tt), oc = out("timestepEmbedding", outt);
         float[] t = tc.array(), out = oc.array();
         int to = tc.offset(), oo = oc.offset();
         check(!oc.overlaps(tc), what + " (out aliases t)");
@@ -593,7 +688,7 @@ public final class CpuBackend implements Backend {
         Shape xs = xt.shape(), os = outt.shape();
         String what = OpChecks.upsampleNearest(xt, outt);
         int h = xs.dim(2), w = xs.dim(3), oh = os.dim(2), ow = os.dim(3);
-        CpuTensor xc = cpu("upsampleNearest", xt), oc = cpu("upsampleNearest", outt);
+        CpuTensor xc = cpu("upsampleNearest", xt), oc = out("upsampleNearest", outt);
         float[] x = xc.array(), out = oc.array();
         int xo = xc.offset(), oo = oc.offset();
         check(!oc.overlaps(xc), what + " (out aliases x)");
@@ -617,7 +712,7 @@ public final class CpuBackend implements Backend {
     public void concatChannels(Tensor at, Tensor bt, Tensor outt) {
         Shape as = at.shape(), bs = bt.shape();
         String what = OpChecks.concatChannels(at, bt, outt);
-        CpuTensor ac = cpu("concatChannels", at), bc = cpu("concatChannels", bt), oc = cpu("concatChannels", outt);
+        CpuTensor ac = cpu("concatChannels", at), bc = cpu("concatChannels", bt), oc = out("concatChannels", outt);
         float[] a = ac.array(), b = bc.array(), out = oc.array();
         check(!oc.overlaps(ac) && !oc.overlaps(bc), what + " (out aliases an input)");
         int aLen = as.size() / Math.max(1, as.dim(0)), bLen = bs.size() / Math.max(1, bs.dim(0));
@@ -630,7 +725,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void add(Tensor at, Tensor bt, Tensor outt) {
         String what = OpChecks.add(at, bt, outt);
-        CpuTensor ac = cpu("add", at), bc = cpu("add", bt), oc = cpu("add", outt);
+        CpuTensor ac = cpu("add", at), bc = cpu("add", bt), oc = out("add", outt);
         check((!oc.overlaps(ac) || oc.offset() == ac.offset()) && (!oc.overlaps(bc) || oc.offset() == bc.offset()),
                 what + " (out partly overlaps an input)");
         float[] a = ac.array(), b = bc.array(), out = oc.array();
@@ -646,7 +741,7 @@ public final class CpuBackend implements Backend {
     public void addChannelBias(Tensor xt, Tensor vt, Tensor outt) {
         Shape xs = xt.shape();
         String what = OpChecks.addChannelBias(xt, vt, outt);
-        CpuTensor xc = cpu("addChannelBias", xt), vc = cpu("addChannelBias", vt), oc = cpu("addChannelBias", outt);
+        CpuTensor xc = cpu("addChannelBias", xt), vc = cpu("addChannelBias", vt), oc = out("addChannelBias", outt);
         check(!oc.overlaps(xc) || oc.offset() == xc.offset(), what + " (out partly overlaps x)");
         float[] x = xc.array(), v = vc.array(), out = oc.array();
         int xo = xc.offset(), vo = vc.offset(), oo = oc.offset();
@@ -687,7 +782,7 @@ public final class CpuBackend implements Backend {
 
     /** out[n] = x[n]ᵀ for x [N, rows, cols]. */
     private void transposeBatched(String op, Tensor xt, Tensor outt, int n, int rows, int cols, String what) {
-        CpuTensor xc = cpu(op, xt), oc = cpu(op, outt);
+        CpuTensor xc = cpu(op, xt), oc = out(op, outt);
         check(!oc.overlaps(xc), what + " (out aliases x)");
         transpose(xc.array(), xc.offset(), oc.array(), oc.offset(), n, rows, cols);
     }
@@ -726,7 +821,7 @@ public final class CpuBackend implements Backend {
     /** out after checking it has x's shape and is x itself or apart from it. */
     private static CpuTensor unary(String op, Tensor xt, Tensor outt) {
         String what = OpChecks.unary(op, xt, outt);
-        CpuTensor x = cpu(op, xt), out = cpu(op, outt);
+        CpuTensor x = cpu(op, xt), out = out(op, outt);
         check(!out.overlaps(x) || out.offset() == x.offset(), what + " (out partly overlaps x)");
         return out;
     }
@@ -791,7 +886,14 @@ public final class CpuBackend implements Backend {
         }
     }
 
-    private static CpuTensor cpu(String op, Tensor t) {
+    /** An op's output: as {@link #cpu}, and a weight written by an op loses its packed copy. */
+    private static CpuTensor out(String op, Tensor t) {
+        CpuTensor c = cpu(op, t);
+        c.dropPack();
+        return c;
+    }
+
+    static CpuTensor cpu(String op, Tensor t) {
         if (t instanceof CpuTensor c) {
             return c;
         }

@@ -19,7 +19,21 @@ final class CpuInt8Ops {
     /** Output pixels (W8A8 conv) or tokens (W8A8 linear) one task quantises and multiplies. */
     private static final int ROW_BLOCK = 32;
 
+    /** Activation rows (tokens, pixels) that share each pass over a weight row. */
+    private static final int DOT_ROWS = 4;
+
     private CpuInt8Ops() {
+    }
+
+    /** acc[r] = a[ao + r·lda ..]·b[bo ..] over n for r < rows: the Vector API's widening products where there are. */
+    private static void dots(CpuBackend be, byte[] a, int ao, int lda, int rows, byte[] b, int bo, int n, int[] acc) {
+        if (be.vectorised()) {
+            FastPaths.dots(a, ao, lda, rows, b, bo, n, acc);
+            return;
+        }
+        for (int r = 0; r < rows; r++) {
+            acc[r] = Int8.dot(a, ao + r * lda, b, bo, n);
+        }
     }
 
     static void linear(CpuBackend be, Tensor xt, Tensor wt, Tensor st, Tensor bt, Int8Mode mode, Tensor outt) {
@@ -43,13 +57,21 @@ final class CpuInt8Ops {
         int m = in == 0 ? 0 : x.length / in;
         be.parallelFor(Math.ceilDiv(m, ROW_BLOCK), task -> {
             int r0 = task * ROW_BLOCK, r1 = Math.min(m, r0 + ROW_BLOCK);
-            byte[] xq = new byte[in];
+            byte[] xq = new byte[(r1 - r0) * in];
+            float[] as = new float[r1 - r0];
+            int[] acc = new int[DOT_ROWS];
             for (int r = r0; r < r1; r++) {
-                float as = Int8.scale(x, r * in, in);
-                Int8.quantize(x, r * in, in, as, xq, 0);
-                for (int j = 0; j < outF; j++) {
-                    int acc = Int8.dot(xq, 0, q, j * in, in);
-                    out[r * outF + j] = (float) ((double) acc * as * scale[j] + (bias == null ? 0.0 : bias[j]));
+                as[r - r0] = Int8.scale(x, r * in, in);
+                Int8.quantize(x, r * in, in, as[r - r0], xq, (r - r0) * in);
+            }
+            for (int j = 0; j < outF; j++) {
+                for (int r = r0; r < r1; r += DOT_ROWS) {
+                    int rows = Math.min(DOT_ROWS, r1 - r);
+                    dots(be, xq, (r - r0) * in, in, rows, q, j * in, in, acc);
+                    for (int i = 0; i < rows; i++) {
+                        out[(r + i) * outF + j] = (float) ((double) acc[i] * as[r + i - r0] * scale[j]
+                                + (bias == null ? 0.0 : bias[j]));
+                    }
                 }
             }
         });
@@ -79,8 +101,9 @@ final class CpuInt8Ops {
         int blocks = Math.ceilDiv(pixels, ROW_BLOCK);
         be.parallelFor(n * blocks, task -> {
             int ni = task / blocks, px0 = (task % blocks) * ROW_BLOCK, px1 = Math.min(pixels, px0 + ROW_BLOCK);
-            float[] patch = new float[crs];
-            byte[] pq = new byte[crs];
+            float[] patch = new float[crs], as = new float[px1 - px0];
+            byte[] pq = new byte[(px1 - px0) * crs];
+            int[] acc = new int[DOT_ROWS];
             for (int px = px0; px < px1; px++) {
                 int oh = px / qOut, ow = px % qOut;
                 // the implicit-GEMM row of this output pixel: x[ni, ci, oh·sh − pt + ri, ow·sw − pl + si]
@@ -94,12 +117,17 @@ final class CpuInt8Ops {
                         }
                     }
                 }
-                float as = Int8.scale(patch, 0, crs);
-                Int8.quantize(patch, 0, crs, as, pq, 0);
-                for (int ki = 0; ki < k; ki++) {
-                    int acc = Int8.dot(pq, 0, q, ki * crs, crs);
-                    out[(ni * k + ki) * pixels + px] = (float) ((double) acc * as * scale[ki]
-                            + (bias == null ? 0.0 : bias[ki]));
+                as[px - px0] = Int8.scale(patch, 0, crs);
+                Int8.quantize(patch, 0, crs, as[px - px0], pq, (px - px0) * crs);
+            }
+            for (int ki = 0; ki < k; ki++) {
+                for (int px = px0; px < px1; px += DOT_ROWS) {
+                    int rows = Math.min(DOT_ROWS, px1 - px);
+                    dots(be, pq, (px - px0) * crs, crs, rows, q, ki * crs, crs, acc);
+                    for (int i = 0; i < rows; i++) {
+                        out[(ni * k + ki) * pixels + px + i] = (float) ((double) acc[i] * as[px + i - px0] * scale[ki]
+                                + (bias == null ? 0.0 : bias[ki]));
+                    }
                 }
             }
         });

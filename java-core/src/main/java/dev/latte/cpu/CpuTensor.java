@@ -15,6 +15,10 @@ public final class CpuTensor implements Tensor {
     private final int length;
     private final CpuTensor arena;
     private float[] array;
+    /** Set by {@link CpuBackend#upload}: only such tensors (weights) keep a packed copy. */
+    boolean uploaded;
+    /** This tensor laid out for the GEMM kernels, made on first use as a weight; dropped when written. */
+    private Object pack;
 
     /** Wraps {@code data} without copying; the tensor owns it from now on. */
     public CpuTensor(Shape shape, float[] data) {
@@ -54,6 +58,9 @@ public final class CpuTensor implements Tensor {
     /** The backing array itself (not a copy); the tensor's values are {@code [offset, offset + size)}. */
     public float[] array() {
         float[] a = arena != null ? arena.array : array;
+        if (a == null && arena == null) {
+            a = unpacked();
+        }
         if (a == null) {
             throw new IllegalStateException("CpuTensor " + shape + " used after " + (arena != null
                     ? "its arena was released" : "release"));
@@ -92,6 +99,40 @@ public final class CpuTensor implements Tensor {
     void release() {
         if (arena == null) {
             array = null;
+        }
+        pack = null;
+    }
+
+    synchronized Object pack() {
+        return pack;
+    }
+
+    /**
+     * Keeps {@code p}, the kernels' layout of this weight, as its only copy: the row-major array
+     * is dropped (so a weight is not held twice) and rebuilt from the pack if anything asks for it.
+     */
+    synchronized void pack(Object p) {
+        pack = p;
+        if (p != null && arena == null && offset == 0) {
+            array = null;
+        }
+    }
+
+    /** The row-major values rebuilt from the pack, kept from now on; null if there is none. */
+    private synchronized float[] unpacked() {
+        if (array == null && pack != null) {
+            array = FastPaths.unpack(pack, length);
+        }
+        return array;
+    }
+
+    /** Forgets the packed copy: the values are about to change. */
+    void dropPack() {
+        if (uploaded) {
+            synchronized (this) {
+                unpacked();
+                pack = null;
+            }
         }
     }
 

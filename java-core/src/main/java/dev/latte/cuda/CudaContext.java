@@ -8,6 +8,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 
@@ -145,6 +146,14 @@ public final class CudaContext implements AutoCloseable {
 
     public String deviceName() {
         return name;
+    }
+
+    /**
+     * Whether this device is an emulator (its name says "emulator", as the test device cuemu's
+     * does): its results prove function, never speed, and it has no real cubin loader.
+     */
+    public boolean emulated() {
+        return name.toLowerCase(Locale.ROOT).contains("emulator");
     }
 
     /** 10·major + minor, e.g. 90 for Hopper. */
@@ -322,6 +331,11 @@ public final class CudaContext implements AutoCloseable {
         }
         Driver.streamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
         capturing = true;
+    }
+
+    /** Whether this context's stream is capturing (between {@link #beginCapture} and {@link #endCapture}). */
+    public boolean capturing() {
+        return capturing;
     }
 
     /** Ends the capture and instantiates the graph; the stream leaves capture mode even on failure. */

@@ -17,22 +17,25 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * Compiled kernels on disk, so a warm start compiles nothing. The key is SHA-256 over the source
  * (and in-memory headers), the file name, the effective NVRTC options (include directory
- * included), the architecture and NVRTC's version; the file is {@code <name>-<arch>-<key>.cubin}
+ * included), the architecture and NVRTC's identity (version, library path, size and modification
+ * time: {@link Nvrtc#identity()}); the file is {@code <name>-<arch>-<key>.cubin}
  * ({@code .ptx} for {@code compute_XX}). Files are written to a temporary name and renamed, so a
  * reader never sees half a file; concurrent compiles of one key just race to the same bytes. A
- * directory that cannot be written costs a recompile, never a failure. Thread-safe.
+ * directory that cannot be written costs a recompile, never a failure, and so does an image the
+ * driver refuses to load ({@link #module}). Thread-safe.
  * <p>
  * Default directory: {@code $LATTE_KERNEL_CACHE}, else {@code $XDG_CACHE_HOME/latte/kernels},
  * else {@code ~/.cache/latte/kernels}.
  */
 public final class KernelCache {
     private static final System.Logger LOG = System.getLogger(KernelCache.class.getName());
-    private static final int FORMAT = 1;   // bump when the key's make-up changes
+    private static final int FORMAT = 2;   // bump when the key's make-up changes
     private static KernelCache defaultCache;
 
     private final Path dir;
     private final AtomicLong compilations = new AtomicLong();
     private final AtomicLong hits = new AtomicLong();
+    private final AtomicLong refused = new AtomicLong();
 
     public KernelCache(Path dir) {
         this.dir = dir;
@@ -66,18 +69,61 @@ public final class KernelCache {
 
     /** As above, with in-memory headers (include name → contents), which are part of the key. */
     public byte[] cubin(String name, String source, String arch, List<String> options, Map<String, String> headers) {
-        List<String> effective = Nvrtc.effectiveOptions(arch, options);
-        String key = key(name, source, arch, effective, headers, Nvrtc.version());
-        Path file = dir.resolve(fileName(name) + "-" + arch + "-" + key + (arch.startsWith("sm_") ? ".cubin" : ".ptx"));
+        Path file = file(name, source, arch, options, headers);
         byte[] cached = read(file, arch);
         if (cached != null) {
             hits.incrementAndGet();
             return cached;
         }
+        return compile(file, name, source, arch, options, headers);
+    }
+
+    /**
+     * The loaded module for {@code source} on {@code ctx}'s architecture. A cached image the driver
+     * refuses (made for another driver, or damaged in a way the ELF check cannot see) is compiled
+     * again and replaced; only a freshly compiled image that fails to load is an error.
+     */
+    public CudaModule module(CudaContext ctx, String name, String source, List<String> options,
+                             Map<String, String> headers) {
+        return module(ctx, name, source, ctx.arch(), options, headers);
+    }
+
+    /** As above, compiled for {@code arch} (one the device runs, e.g. an older {@code sm_XX}). */
+    public CudaModule module(CudaContext ctx, String name, String source, String arch, List<String> options,
+                             Map<String, String> headers) {
+        Path file = file(name, source, arch, options, headers);
+        byte[] cached = read(file, arch);
+        if (cached != null) {
+            try {
+                CudaModule m = ctx.loadModule(cached);
+                hits.incrementAndGet();
+                return m;
+            } catch (CudaException e) {
+                refused.incrementAndGet();
+                LOG.log(System.Logger.Level.WARNING, "kernel cache entry " + file + " refused by the driver ("
+                        + e.getMessage() + "); compiling it again");
+            }
+        }
+        return ctx.loadModule(compile(file, name, source, arch, options, headers));
+    }
+
+    private Path file(String name, String source, String arch, List<String> options, Map<String, String> headers) {
+        List<String> effective = Nvrtc.effectiveOptions(arch, options);
+        String key = key(name, source, arch, effective, headers, Nvrtc.identity());
+        return dir.resolve(fileName(name) + "-" + arch + "-" + key + (arch.startsWith("sm_") ? ".cubin" : ".ptx"));
+    }
+
+    private byte[] compile(Path file, String name, String source, String arch, List<String> options,
+                           Map<String, String> headers) {
         compilations.incrementAndGet();
         byte[] image = Nvrtc.compile(name, source, arch, options, headers).image();
         write(file, image);
         return image;
+    }
+
+    /** How many cached images the driver refused (each then compiled again). */
+    public long refused() {
+        return refused.get();
     }
 
     /** How many compiles this instance ran (a warm start runs none). */
@@ -91,7 +137,7 @@ public final class KernelCache {
     }
 
     static String key(String name, String source, String arch, List<String> effectiveOptions,
-                      Map<String, String> headers, int[] nvrtcVersion) {
+                      Map<String, String> headers, String nvrtcIdentity) {
         MessageDigest sha;
         try {
             sha = MessageDigest.getInstance("SHA-256");
@@ -99,7 +145,7 @@ public final class KernelCache {
             throw new IllegalStateException(e);
         }
         field(sha, "latte-kernel-cache-" + FORMAT);
-        field(sha, "nvrtc " + nvrtcVersion[0] + "." + nvrtcVersion[1]);
+        field(sha, nvrtcIdentity);
         field(sha, arch);
         field(sha, name);
         sha.update(intBytes(effectiveOptions.size()));

@@ -5,6 +5,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
+import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -52,6 +53,51 @@ public final class Nvrtc {
             version = Api.version();
         }
         return version.clone();
+    }
+
+    private static String identity;
+
+    /**
+     * Which NVRTC build this is: its version, and the library file's real path, size and
+     * modification time, so two builds of one version (or a library replaced in place) never
+     * share kernel cache entries.
+     */
+    public static synchronized String identity() {
+        if (identity == null) {
+            int[] v = version();
+            String location = NativeLibraries.nvrtcLocation();
+            Path lib = libraryFile(location);
+            String file = location;
+            if (lib != null) {
+                try {
+                    Path real = lib.toRealPath();
+                    file = real + " " + Files.size(real) + " " + Files.getLastModifiedTime(real).toMillis();
+                } catch (IOException e) {
+                    // the location alone still names it
+                }
+            }
+            identity = "nvrtc " + v[0] + "." + v[1] + " " + file;
+        }
+        return identity;
+    }
+
+    /** The file NVRTC was loaded from: the location itself, or for the loader's search, from /proc/self/maps. */
+    private static Path libraryFile(String location) {
+        if (location.startsWith("/")) {
+            return Path.of(location);
+        }
+        String soname = location.split(" ", 2)[0];
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/maps"))) {
+                int slash = line.indexOf('/');
+                if (slash >= 0 && line.endsWith("/" + soname)) {
+                    return Path.of(line.substring(slash));
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // not Linux, or unreadable: the soname stands in
+        }
+        return null;
     }
 
     /** Null if NVRTC can be loaded; else why not (listing the places tried). */

@@ -6,9 +6,12 @@ import dev.latte.graph.Graph;
 import dev.latte.graph.Value;
 import dev.latte.plan.MemoryPlan;
 
+import java.util.Map;
+
 /**
  * A {@link MemoryPlan} made real on a backend: one arena allocation of the plan's size, and a
- * view into it for every planned activation, made once. A step run from it
+ * view into it for every planned activation, made once, with the backend's scratch and tables
+ * for the graph ({@link Backend#reserve}). A step run from it
  * ({@code Executor.run(graph, backend, arena, params, ...)}) allocates nothing; graph inputs are
  * written into their views ({@link #input}) before each step, kept outputs read from theirs
  * after. Closing releases the arena.
@@ -30,6 +33,14 @@ public final class PlannedArena implements AutoCloseable {
 
     /** Allocates {@code plan}'s arena on {@code backend} and the views of {@code graph}'s activations. */
     public static PlannedArena bind(Backend backend, Graph graph, MemoryPlan plan) {
+        return bind(backend, graph, plan, Map.of());
+    }
+
+    /**
+     * As {@link #bind(Backend, Graph, MemoryPlan)}, with the plan's {@link MemoryPlan#external}
+     * values bound to the caller's tensors (by input or output name), which outlive the arena.
+     */
+    public static PlannedArena bind(Backend backend, Graph graph, MemoryPlan plan, Map<String, Tensor> external) {
         if (!backend.supportsArena()) {
             throw new UnsupportedOperationException(backend.name() + " backend cannot run from a planned arena");
         }
@@ -38,6 +49,7 @@ public final class PlannedArena implements AutoCloseable {
                     + graph.ops().size());
         }
         Tensor[] env = new Tensor[graph.values().size()];
+        backend.reserve(graph);
         Tensor arena = backend.arena(plan.arenaBytes());
         try {
             for (MemoryPlan.Activation a : plan.activations()) {
@@ -47,6 +59,14 @@ public final class PlannedArena implements AutoCloseable {
                             + v.id() + " ('" + v.name() + "') is " + v.shape());
                 }
                 env[a.valueId()] = backend.view(arena, a.offset(), a.shape());
+            }
+            for (MemoryPlan.Activation a : plan.external()) {
+                Tensor t = external.get(a.name());
+                if (t == null || !t.shape().equals(a.shape())) {
+                    throw new IllegalArgumentException("the plan keeps '" + a.name() + "' " + a.shape()
+                            + " outside the arena; " + (t == null ? "no tensor was given for it" : "got " + t.shape()));
+                }
+                env[a.valueId()] = t;
             }
             for (int i = 0; i < graph.ops().size(); i++) {
                 int out = graph.ops().get(i).out();

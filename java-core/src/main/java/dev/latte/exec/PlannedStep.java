@@ -16,10 +16,16 @@ public final class PlannedStep implements ArenaStep {
     private final PlannedArena arena;
 
     public PlannedStep(Backend backend, Graph graph, MemoryPlan plan, Map<String, Tensor> params) {
+        this(backend, graph, plan, params, Map.of());
+    }
+
+    /** A step whose plan keeps {@code external} values (by input or output name) in the caller's tensors. */
+    public PlannedStep(Backend backend, Graph graph, MemoryPlan plan, Map<String, Tensor> params,
+                       Map<String, Tensor> external) {
         this.backend = backend;
         this.graph = graph;
         this.params = Map.copyOf(params);
-        this.arena = PlannedArena.bind(backend, graph, plan);
+        this.arena = PlannedArena.bind(backend, graph, plan, external);
     }
 
     @Override

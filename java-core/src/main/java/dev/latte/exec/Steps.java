@@ -31,6 +31,15 @@ public final class Steps {
     /** A backend that prepares its own steps. */
     public interface Preparer {
         ArenaStep prepare(Graph graph, MemoryPlan plan, Map<String, Tensor> params, Options options);
+
+        /** As above, with the plan's external values bound to the caller's tensors (see {@link PlannedArena#bind}). */
+        default ArenaStep prepare(Graph graph, MemoryPlan plan, Map<String, Tensor> params,
+                                  Map<String, Tensor> external, Options options) {
+            if (!external.isEmpty()) {
+                throw new UnsupportedOperationException("this backend's steps cannot bind external tensors");
+            }
+            return prepare(graph, plan, params, options);
+        }
     }
 
     private Steps() {
@@ -42,6 +51,16 @@ public final class Steps {
 
     public static ArenaStep prepare(Backend backend, Graph graph, MemoryPlan plan, Map<String, Tensor> params,
                                     Options options) {
+        return prepare(backend, graph, plan, params, Map.of(), options);
+    }
+
+    /**
+     * A step whose plan keeps {@code external} values (graph inputs or outputs, by name, listed in
+     * {@link MemoryPlan#external()}) in the caller's tensors, which outlive the step: DeepCache's
+     * cached feature, written by one graph's steps and read by another's.
+     */
+    public static ArenaStep prepare(Backend backend, Graph graph, MemoryPlan plan, Map<String, Tensor> params,
+                                    Map<String, Tensor> external, Options options) {
         for (Op op : graph.ops()) {
             String why = OpSupport.reason(backend, op, graph);
             if (why != null) {
@@ -49,7 +68,7 @@ public final class Steps {
                         + "': " + why);
             }
         }
-        return backend instanceof Preparer p ? p.prepare(graph, plan, params, options)
-                : new PlannedStep(backend, graph, plan, params);
+        return backend instanceof Preparer p ? p.prepare(graph, plan, params, external, options)
+                : new PlannedStep(backend, graph, plan, params, external);
     }
 }

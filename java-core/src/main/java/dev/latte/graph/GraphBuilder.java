@@ -69,7 +69,20 @@ public final class GraphBuilder {
         return scope.isEmpty() ? local : String.join(".", scope) + "." + local;
     }
 
+    /** The most elements one tensor may hold: a Java array's limit, which the CPU backend stores it in. */
+    public static final long MAX_ELEMENTS = Integer.MAX_VALUE - 8;
+
     private Value newValue(Value.Kind kind, String name, Shape shape) {
+        long n;
+        try {
+            n = shape.numel();
+        } catch (ArithmeticException overflow) {
+            n = Long.MAX_VALUE;
+        }
+        if (n > MAX_ELEMENTS) {
+            throw new GraphException(name + ": " + shape + " has more than the " + MAX_ELEMENTS
+                    + " elements one tensor may hold (input too large for this model)");
+        }
         Value v = new Value(values.size(), kind, name, shape);
         values.add(v);
         return v;
@@ -190,6 +203,11 @@ public final class GraphBuilder {
     }
 
     public Value attention(Value q, Value k, Value v, int heads) {
+        return attention(q, k, v, heads, false);
+    }
+
+    /** Multi-head attention; {@code causal}: query i sees keys j ≤ i (q and k of one length). */
+    public Value attention(Value q, Value k, Value v, int heads, boolean causal) {
         requireRank("attention", q, 3);
         requireRank("attention", k, 3);
         requireShape("attention", v, k.shape());
@@ -197,9 +215,13 @@ public final class GraphBuilder {
         if (k.shape().dim(0) != q.shape().dim(0) || k.shape().dim(2) != c || c % heads != 0) {
             throw bad("attention", "q " + q.shape() + ", k " + k.shape() + " do not fit " + heads + " heads");
         }
+        if (causal && k.shape().dim(1) != q.shape().dim(1)) {
+            throw bad("attention", "causal attention needs as many keys as queries, got q " + q.shape() + ", k "
+                    + k.shape());
+        }
         float scale = (float) (1.0 / Math.sqrt(c / heads));
         Value out = act("attention", q.shape());
-        ops.add(new Op.Attention(out.name(), q.id(), k.id(), v.id(), heads, scale, out.id()));
+        ops.add(new Op.Attention(out.name(), q.id(), k.id(), v.id(), heads, scale, causal, out.id()));
         return out;
     }
 
@@ -209,6 +231,26 @@ public final class GraphBuilder {
 
     public Value gelu(Value x) {
         return unary(Op.Fn.GELU, "gelu", x, x.shape());
+    }
+
+    public Value quickGelu(Value x) {
+        return unary(Op.Fn.QUICK_GELU, "quick_gelu", x, x.shape());
+    }
+
+    /**
+     * Embedding of {@code ids} [B, L] by the parameter {@code table} [vocab, dim] in the current
+     * scope, plus {@code positions} (a parameter [P ≥ L, dim], nullable) row l at position l.
+     */
+    public Value embedding(Value ids, Value table, Value positions) {
+        requireRank("embedding", ids, 2);
+        int dim = table.shape().dim(1);
+        if (positions != null && (positions.shape().dim(1) != dim || positions.shape().dim(0) < ids.shape().dim(1))) {
+            throw bad("embedding", "positions " + positions.shape() + " do not cover " + ids.shape().dim(1)
+                    + " tokens of width " + dim);
+        }
+        Value out = act("embedding", Shape.of(ids.shape().dim(0), ids.shape().dim(1), dim));
+        ops.add(new Op.Embedding(out.name(), ids.id(), table.id(), positions == null ? -1 : positions.id(), out.id()));
+        return out;
     }
 
     public Value geglu(Value x) {

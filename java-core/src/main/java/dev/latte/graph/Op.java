@@ -266,11 +266,25 @@ public sealed interface Op {
         public String describe(Graph g) { return conv(g, x, w, p) + " " + mode + " -> " + shape(g, out); }
     }
 
-    record Attention(String name, int q, int k, int v, int heads, float scale, int out) implements Op {
+    /** {@code causal}: query i attends to keys j ≤ i only (CLIP's text encoder); no mask is materialised. */
+    record Attention(String name, int q, int k, int v, int heads, float scale, boolean causal, int out) implements Op {
         public int[] inputs() { return new int[] {q, k, v}; }
-        public void run(Backend b, Tensor[] e) { b.attention(e[q], e[k], e[v], heads, scale, e[out]); }
-        public void check(Graph g) { OpChecks.attention(tensor(g, q), tensor(g, k), tensor(g, v), heads, tensor(g, out)); }
-        /** QKᵀ and PV; the softmax is not counted. */
+        public void run(Backend b, Tensor[] e) {
+            if (causal) {
+                b.attention(e[q], e[k], e[v], heads, scale, true, e[out]);
+            } else {
+                b.attention(e[q], e[k], e[v], heads, scale, e[out]);
+            }
+        }
+        public void check(Graph g) {
+            OpChecks.attention(tensor(g, q), tensor(g, k), tensor(g, v), heads, tensor(g, out));
+            if (causal && shape(g, q).dim(1) != shape(g, k).dim(1)) {
+                throw new IllegalArgumentException(name + ": causal attention over " + shape(g, q).dim(1)
+                        + " queries and " + shape(g, k).dim(1) + " keys");
+            }
+        }
+        public String kind() { return causal ? "attentionCausal" : "attention"; }
+        /** QKᵀ and PV; the softmax is not counted (a causal run does about half of it). */
         public long flops(Graph g) {
             Shape qs = shape(g, q);
             return 4L * qs.dim(0) * heads * qs.dim(1) * shape(g, k).dim(1) * (qs.dim(2) / heads);
@@ -279,11 +293,30 @@ public sealed interface Op {
         public String describe(Graph g) {
             Shape qs = shape(g, q);
             return String.format(Locale.ROOT, "batch %d heads %d head_dim %d queries %d keys %d", qs.dim(0), heads,
-                    qs.dim(2) / heads, qs.dim(1), shape(g, k).dim(1)) + " -> " + shape(g, out);
+                    qs.dim(2) / heads, qs.dim(1), shape(g, k).dim(1)) + (causal ? " causal" : "") + " -> "
+                    + shape(g, out);
         }
     }
 
-    enum Fn { SILU, GELU, GEGLU }
+    /** out[b, l] = table[ids[b, l]] (+ positions[l]): token (and position) embedding lookup. */
+    record Embedding(String name, int ids, int table, int positions, int out) implements Op {
+        public int[] inputs() { return new int[] {ids, table, positions}; }
+        public void run(Backend b, Tensor[] e) { b.embedding(e[ids], e[table], opt(e, positions), e[out]); }
+        public void check(Graph g) {
+            OpChecks.embedding(tensor(g, ids), tensor(g, table), tensor(g, positions), tensor(g, out));
+        }
+        /** Rows gathered: the table is read only where ids point, not whole. */
+        public long bytes(Graph g, int elementBytes) {
+            return shape(g, ids).numel() * 4 + 2 * shape(g, out).numel() * elementBytes
+                    + (positions >= 0 ? shape(g, out).numel() / shape(g, ids).dim(0) * elementBytes : 0);
+        }
+        public String describe(Graph g) {
+            return "ids " + shape(g, ids) + " table " + shape(g, table) + (positions >= 0 ? " +positions" : "")
+                    + " -> " + shape(g, out);
+        }
+    }
+
+    enum Fn { SILU, GELU, GEGLU, QUICK_GELU }
 
     record Unary(String name, Fn fn, int x, int out) implements Op {
         public int[] inputs() { return new int[] {x}; }
@@ -292,6 +325,7 @@ public sealed interface Op {
                 case SILU -> b.silu(e[x], e[out]);
                 case GELU -> b.gelu(e[x], e[out]);
                 case GEGLU -> b.geglu(e[x], e[out]);
+                case QUICK_GELU -> b.quickGelu(e[x], e[out]);
             }
         }
         public void check(Graph g) {

@@ -1,6 +1,7 @@
 package dev.latte.lora;
 
 import dev.latte.core.Shape;
+import dev.latte.weights.Text;
 import dev.latte.weights.SafeTensorsFile;
 import dev.latte.weights.TensorInfo;
 import dev.latte.weights.WeightsException;
@@ -67,7 +68,7 @@ public final class Lora {
     /** Reads {@code path} against the shapes of the model's tensors (name → shape). */
     public static Lora load(Path path, Map<String, int[]> modelShapes) {
         try (SafeTensorsFile f = SafeTensorsFile.open(path)) {
-            String file = path.getFileName() == null ? path.toString() : path.getFileName().toString();
+            String file = Text.quote(path.getFileName() == null ? path.toString() : path.getFileName().toString());
             Map<String, String> kohya = kohyaNames(modelShapes);
             // module key as in the file → its parts' tensor names
             Map<String, Map<Part, String>> groups = new TreeMap<>();
@@ -161,6 +162,17 @@ public final class Lora {
             w.computeIfAbsent(m.target(), modelWeights::toFloatArray);
         }
         merge(w, scale);
+        for (var e : w.entrySet()) {
+            long bad = 0;
+            for (float x : e.getValue()) {
+                bad += Float.isFinite(x) ? 0 : 1;
+            }
+            if (bad > 0) {
+                // the parts were finite; their product (or the sum with the weight) overflowed float32
+                throw new WeightsException(file + ": merged at scale " + scale + ", weight '" + e.getKey() + "' holds "
+                        + bad + " NaN/Inf values (the LoRA's values are too large for float32)");
+            }
+        }
         return w;
     }
 
@@ -168,7 +180,7 @@ public final class Lora {
         for (Module m : modules) {
             float[] w = weights.get(m.target());
             if (w == null || w.length != m.out() * m.in()) {
-                throw new IllegalArgumentException(file + ": '" + m.key() + "' targets '" + m.target() + "', which "
+                throw new IllegalArgumentException(file + ": '" + Text.quote(m.key()) + "' targets '" + m.target() + "', which "
                         + (w == null ? "is not among the weights given" : "has " + w.length + " values, not "
                         + m.out() * m.in()));
             }
@@ -212,7 +224,7 @@ public final class Lora {
         String down = parts.get(Part.DOWN), up = parts.get(Part.UP), alpha = parts.get(Part.ALPHA);
         if (down == null || up == null) {
             String have = parts.values().iterator().next();
-            throw new WeightsException(file + ": tensor '" + have + "' has no matching "
+            throw new WeightsException(file + ": tensor '" + Text.quote(have) + "' has no matching "
                     + (down == null ? "down (lora_down / lora_A)" : "up (lora_up / lora_B)") + " tensor");
         }
         int[] ds = floatShape(f, file, down), us = floatShape(f, file, up);
@@ -234,7 +246,7 @@ public final class Lora {
         if (alpha != null) {
             float[] av = f.toFloatArray(alpha);
             if (av.length != 1 || !Float.isFinite(av[0])) {
-                throw new WeightsException(file + ": tensor '" + alpha + "' must be one finite number, has "
+                throw new WeightsException(file + ": tensor '" + Text.quote(alpha) + "' must be one finite number, has "
                         + av.length + " values" + (av.length == 1 ? " (" + av[0] + ")" : ""));
             }
             a = av[0];
@@ -244,14 +256,14 @@ public final class Lora {
 
     private static WeightsException misfit(String file, String tensor, int[] got, String target, int[] w,
                                            String expected) {
-        return new WeightsException(file + ": tensor '" + tensor + "' has shape " + Shape.of(got) + ", which does"
+        return new WeightsException(file + ": tensor '" + Text.quote(tensor) + "' has shape " + Shape.of(got) + ", which does"
                 + " not fit '" + target + "' " + Shape.of(w) + " (expected " + expected + ")");
     }
 
     private static int[] floatShape(SafeTensorsFile f, String file, String name) {
         TensorInfo t = f.info(name);
         if (!t.dtype().isFloatingPoint()) {
-            throw new WeightsException(file + ": tensor '" + name + "' has dtype " + t.dtype() + ", expected a float type");
+            throw new WeightsException(file + ": tensor '" + Text.quote(name) + "' has dtype " + t.dtype() + ", expected a float type");
         }
         return t.intShape();
     }
@@ -260,7 +272,7 @@ public final class Lora {
         float[] v = f.toFloatArray(name);
         for (float x : v) {
             if (!Float.isFinite(x)) {
-                throw new WeightsException(file + ": tensor '" + name + "' holds NaN/Inf values");
+                throw new WeightsException(file + ": tensor '" + Text.quote(name) + "' holds NaN/Inf values");
             }
         }
         return v;

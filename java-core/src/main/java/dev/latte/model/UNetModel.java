@@ -9,6 +9,7 @@ import dev.latte.unet.UNet2DConditionModel;
 import dev.latte.weights.DType;
 import dev.latte.weights.SafeTensorsFile;
 import dev.latte.weights.TensorInfo;
+import dev.latte.weights.Text;
 import dev.latte.weights.UNetConfig;
 import dev.latte.weights.WeightsException;
 
@@ -57,6 +58,7 @@ public final class UNetModel implements AutoCloseable {
         SafeTensorsFile weights = SafeTensorsFile.open(weightsPath);
         try {
             check(unet, weights, format(config, weights, Int8Mode.W8A16));
+            checkFinite(weights);
         } catch (RuntimeException e) {
             weights.close();
             throw e;
@@ -64,29 +66,43 @@ public final class UNetModel implements AutoCloseable {
         return new UNetModel(dir, unet, weights);
     }
 
+    /**
+     * NaN/Inf in a weight, named at load for every command: found later, only the op that read it
+     * could be named, and commands that write models (quantize, prune, lora-merge) would carry it on.
+     */
+    private static void checkFinite(SafeTensorsFile weights) {
+        for (TensorInfo t : weights.tensors()) {
+            long bad = weights.nonFiniteCount(t.name());
+            if (bad > 0) {
+                throw new WeightsException(Text.quote(weights.path().getFileName().toString()) + ": tensor '"
+                        + Text.quote(t.name()) + "' holds " + bad + " NaN/Inf values (of " + t.numel() + ")");
+            }
+        }
+    }
+
     private static void check(UNet2DConditionModel unet, SafeTensorsFile weights, WeightFormat format) {
-        String file = weights.path().getFileName().toString();
+        String file = Text.quote(weights.path().getFileName().toString());
         Map<String, Value> params = parameters(unet, format);
         for (Value p : params.values()) {
             if (!weights.contains(p.name())) {
-                throw new WeightsException(file + ": no tensor '" + p.name() + "' (config.json implies "
+                throw new WeightsException(file + ": no tensor '" + Text.quote(p.name()) + "' (config.json implies "
                         + p.shape() + ")");
             }
             TensorInfo info = weights.info(p.name());
             if (!Shape.of(info.intShape()).equals(p.shape())) {
-                throw new WeightsException(file + ": tensor '" + p.name() + "' is " + info
+                throw new WeightsException(file + ": tensor '" + Text.quote(p.name()) + "' is " + info
                         + " but config.json implies " + p.shape() + " (config and weights disagree)");
             }
             if (format.isInt8(p.name())) {
                 if (info.dtype() != DType.I8) {
-                    throw new WeightsException(file + ": tensor '" + p.name() + "' has a '" + p.name()
+                    throw new WeightsException(file + ": tensor '" + Text.quote(p.name()) + "' has a '" + p.name()
                             + WeightFormat.SCALE_SUFFIX + "' but dtype " + info.dtype() + "; quantised weights must be I8");
                 }
             } else if (info.dtype() == DType.I8 && !p.name().endsWith(WeightFormat.SCALE_SUFFIX)) {
-                throw new WeightsException(file + ": tensor '" + p.name() + "' is I8 but has no '" + p.name()
+                throw new WeightsException(file + ": tensor '" + Text.quote(p.name()) + "' is I8 but has no '" + p.name()
                         + WeightFormat.SCALE_SUFFIX + "' (int8 conv/linear weights need per-output-channel scales)");
             } else if (!info.dtype().isFloatingPoint()) {
-                throw new WeightsException(file + ": tensor '" + p.name() + "' has dtype " + info.dtype()
+                throw new WeightsException(file + ": tensor '" + Text.quote(p.name()) + "' has dtype " + info.dtype()
                         + "; UNet weights must be F32, F16, BF16 or F64 (or I8 with a scale)");
             }
         }
@@ -98,7 +114,7 @@ public final class UNetModel implements AutoCloseable {
         }
         if (!unused.isEmpty()) {
             throw new WeightsException(file + ": " + unused.size() + " tensor(s) not used by config.json, first '"
-                    + unused.getFirst() + "' (config and weights disagree)");
+                    + Text.quote(unused.getFirst()) + "' (config and weights disagree)");
         }
     }
 

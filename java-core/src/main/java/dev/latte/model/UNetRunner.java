@@ -21,6 +21,7 @@ import dev.latte.weights.WeightsException;
 import java.lang.foreign.ValueLayout;
 
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -107,6 +108,20 @@ public final class UNetRunner implements AutoCloseable {
 
     public UNetModel model() {
         return model;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    /** The uploaded weights by tensor name, owned by this runner (valid until it is closed). */
+    public Map<String, Tensor> params() {
+        return Collections.unmodifiableMap(params);
+    }
+
+    /** How int8 layers (if the model has any) run: the weight format every graph of this runner uses. */
+    public Int8Mode int8Mode() {
+        return int8Mode;
     }
 
     /** The fused op list for one input shape, built once. */

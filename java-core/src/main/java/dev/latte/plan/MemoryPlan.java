@@ -21,9 +21,24 @@ import java.util.Locale;
  * @param naiveBytes      the sum of all activations' bytes: one allocation each, nothing reused
  * @param lowerBoundBytes the largest total of (aligned) bytes live at one op: no arena can be smaller
  * @param arenaBytes      the arena this plan needs
+ * @param external        inputs and outputs the caller keeps outside the arena in storage of its own (offset
+ *                        -1), named by the input or output name: not in {@code activations} or the totals
  */
 public record MemoryPlan(String strategy, int elementBytes, int alignment, int opCount, List<Activation> activations,
-                         List<String> keptOutputs, long naiveBytes, long lowerBoundBytes, long arenaBytes) {
+                         List<String> keptOutputs, long naiveBytes, long lowerBoundBytes, long arenaBytes,
+                         List<Activation> external) {
+
+    /** A plan with everything in the arena. */
+    public MemoryPlan(String strategy, int elementBytes, int alignment, int opCount, List<Activation> activations,
+                      List<String> keptOutputs, long naiveBytes, long lowerBoundBytes, long arenaBytes) {
+        this(strategy, elementBytes, alignment, opCount, activations, keptOutputs, naiveBytes, lowerBoundBytes,
+                arenaBytes, List.of());
+    }
+
+    /** Bytes of the {@link #external} tensors, which live outside the arena. */
+    public long externalBytes() {
+        return external.stream().mapToLong(Activation::bytes).sum();
+    }
 
     /**
      * One activation.
@@ -43,6 +58,7 @@ public record MemoryPlan(String strategy, int elementBytes, int alignment, int o
     public MemoryPlan {
         activations = List.copyOf(activations);
         keptOutputs = List.copyOf(keptOutputs);
+        external = List.copyOf(external);
     }
 
     /** arena ÷ lower bound: 1.0 is optimal. */
@@ -144,7 +160,15 @@ public record MemoryPlan(String strategy, int elementBytes, int alignment, int o
                 .append(",\n  \"arena_bytes\": ").append(arenaBytes)
                 .append(",\n  \"arena_over_lower_bound\": ").append(String.format(Locale.ROOT, "%.6f", ratioToLowerBound()))
                 .append(",\n  \"arena_over_naive\": ").append(String.format(Locale.ROOT, "%.6f", ratioToNaive()))
-                .append(",\n  \"activations\": [");
+                .append(",\n  \"external_bytes\": ").append(externalBytes())
+                .append(",\n  \"external\": [");
+        for (int i = 0; i < external.size(); i++) {
+            Activation a = external.get(i);
+            s.append(i == 0 ? "" : ", ").append("{\"name\": ").append(quote(a.name()))
+                    .append(", \"shape\": ").append(a.shape().toString().replace(" ", ""))
+                    .append(", \"bytes\": ").append(a.bytes()).append('}');
+        }
+        s.append("],\n  \"activations\": [");
         for (int i = 0; i < activations.size(); i++) {
             Activation a = activations.get(i);
             s.append(i == 0 ? "\n" : ",\n").append("    {\"name\": ").append(quote(a.name()))

@@ -27,8 +27,10 @@ import java.util.stream.IntStream;
  * Memory Management for Deep Neural Net Inference", or first fit); {@link Strategy#SEARCH}
  * then improves the best order by random local moves. The smallest arena wins.
  *
- * <p>Parameters are not activations (weights live elsewhere) and are not planned. Offsets are
- * multiples of {@link #ALIGNMENT}.
+ * <p>Parameters are not activations (weights live elsewhere) and are not planned; nor are the
+ * graph inputs and named outputs the caller declares external (a tensor that outlives the step,
+ * such as DeepCache's cached feature): they are listed in {@link MemoryPlan#external()}, and the
+ * caller binds them to its own storage. Offsets are multiples of {@link #ALIGNMENT}.
  */
 public final class MemoryPlanner {
     public static final int ALIGNMENT = 256;
@@ -98,7 +100,15 @@ public final class MemoryPlanner {
     }
 
     public static MemoryPlan plan(Graph g, int elementBytes, Set<String> kept, Options o) {
-        List<MemoryPlan> all = planEach(g, elementBytes, kept, o);
+        return plan(g, elementBytes, kept, Set.of(), o);
+    }
+
+    /**
+     * The best plan keeping {@code kept} to the end, with the graph inputs and named outputs
+     * {@code external} left out of the arena (the caller gives them their own storage).
+     */
+    public static MemoryPlan plan(Graph g, int elementBytes, Set<String> kept, Set<String> external, Options o) {
+        List<MemoryPlan> all = planEach(g, elementBytes, kept, external, o);
         MemoryPlan best = all.stream().min(Comparator.comparingLong(MemoryPlan::arenaBytes)).orElseThrow();
         best.verify();
         return best;
@@ -109,6 +119,12 @@ public final class MemoryPlanner {
      * starts from the best order of the others (or greedy by size alone).
      */
     public static List<MemoryPlan> planEach(Graph g, int elementBytes, Set<String> kept, Options o) {
+        return planEach(g, elementBytes, kept, Set.of(), o);
+    }
+
+    /** {@link #planEach(Graph, int, Set, Options)} with {@code external} values left out of the arena. */
+    public static List<MemoryPlan> planEach(Graph g, int elementBytes, Set<String> kept, Set<String> external,
+                                            Options o) {
         if (elementBytes <= 0) {
             throw new IllegalArgumentException("element size " + elementBytes + " bytes");
         }
@@ -121,7 +137,13 @@ public final class MemoryPlanner {
                         + g.outputs().keySet());
             }
         }
-        Buffers b = new Buffers(g, elementBytes, kept, o.inPlace());
+        for (String x : external) {
+            if (!g.inputs().containsKey(x) && !g.outputs().containsKey(x)) {
+                throw new IllegalArgumentException("the graph has no input or output '" + x + "' to keep outside"
+                        + " the arena");
+            }
+        }
+        Buffers b = new Buffers(g, elementBytes, kept, external, o.inPlace());
         List<MemoryPlan> plans = new ArrayList<>();
         int[] bestOrder = null;
         long bestArena = Long.MAX_VALUE;
@@ -161,6 +183,7 @@ public final class MemoryPlanner {
         final long[] bytes;
         final int[] buffer;
         final int[] inPlaceOf;
+        final List<MemoryPlan.Activation> external = new ArrayList<>();
         // per buffer
         int n;
         long[] size = new long[16];
@@ -169,7 +192,7 @@ public final class MemoryPlanner {
         final long naive;
         final long lowerBound;
 
-        Buffers(Graph g, int elementBytes, Set<String> keptSet, boolean inPlace) {
+        Buffers(Graph g, int elementBytes, Set<String> keptSet, Set<String> externalSet, boolean inPlace) {
             this.g = g;
             this.elementBytes = elementBytes;
             this.kept = g.outputs().keySet().stream().filter(keptSet::contains).toList();
@@ -204,6 +227,18 @@ public final class MemoryPlanner {
                     }
                 }
             }
+            boolean[] outside = new boolean[values];
+            for (String x : externalSet) {
+                Value v = g.inputs().containsKey(x) ? g.inputs().get(x) : g.outputs().get(x);
+                if (!outside[v.id()]) {
+                    outside[v.id()] = true;
+                    external.add(new MemoryPlan.Activation(v.id(), x, v.shape(),
+                            Math.multiplyExact(v.shape().numel(), elementBytes), Math.max(first[v.id()], 0),
+                            opCount, -1, -1));
+                    first[v.id()] = -1; // not planned: no buffer, never overwritten in place
+                }
+            }
+            external.sort(Comparator.comparingInt(MemoryPlan.Activation::valueId));
             long naiveSum = 0;
             for (int id = 0; id < values; id++) {
                 if (first[id] < 0) {
@@ -218,11 +253,16 @@ public final class MemoryPlanner {
             }
             naive = naiveSum;
             for (Value v : g.inputs().values()) {
-                buffer[v.id()] = newBuffer(v.id());
+                if (!outside[v.id()]) {
+                    buffer[v.id()] = newBuffer(v.id());
+                }
             }
             for (int i = 0; i < opCount; i++) {
                 Op op = g.ops().get(i);
                 int o = op.out();
+                if (outside[o]) {
+                    continue;
+                }
                 int c = inPlace ? inPlaceInput(op, i, keep) : -1;
                 if (c >= 0) {
                     buffer[o] = buffer[c];
@@ -399,7 +439,8 @@ public final class MemoryPlanner {
                 acts.add(new MemoryPlan.Activation(id, v.name(), v.shape(), bytes[id], first[id], last[id],
                         bufferOffsets[buffer[id]], inPlaceOf[id]));
             }
-            return new MemoryPlan(strategy, elementBytes, ALIGNMENT, opCount, acts, kept, naive, lowerBound, arena);
+            return new MemoryPlan(strategy, elementBytes, ALIGNMENT, opCount, acts, kept, naive, lowerBound, arena,
+                    external);
         }
     }
 }

@@ -7,6 +7,7 @@ import dev.latte.weights.DType;
 import dev.latte.weights.SafeTensorsFile;
 import dev.latte.weights.SafeTensorsWriter;
 import dev.latte.weights.TensorInfo;
+import dev.latte.weights.Text;
 import dev.latte.weights.UNetConfig;
 import dev.latte.weights.WeightsException;
 
@@ -91,6 +92,33 @@ public final class Pruner {
     }
 
     /**
+     * Every gradient must be a float tensor of a weight's name and shape, and finite: an unknown
+     * name is a typo that would silently fall back to weight norms, and NaN would rank channels
+     * arbitrarily.
+     */
+    static void checkGradients(SafeTensorsFile grads, SafeTensorsFile weights) {
+        String file = Text.quote(String.valueOf(grads.path().getFileName()));
+        for (TensorInfo g : grads.tensors()) {
+            String name = Text.quote(g.name());
+            if (!weights.contains(g.name())) {
+                throw new WeightsException(file + ": gradient '" + name + "' names no weight of the model");
+            }
+            if (!g.dtype().isFloatingPoint()) {
+                throw new WeightsException(file + ": gradient '" + name + "' has dtype " + g.dtype()
+                        + "; gradients are F32, F16, BF16 or F64");
+            }
+            if (!Arrays.equals(g.shape(), weights.info(g.name()).shape())) {
+                throw new WeightsException(file + ": gradient '" + name + "' has shape " + Arrays.toString(g.shape())
+                        + ", the weight " + Arrays.toString(weights.info(g.name()).shape()));
+            }
+            long bad = grads.nonFiniteCount(g.name());
+            if (bad > 0) {
+                throw new WeightsException(file + ": gradient '" + name + "' holds " + bad + " NaN/Inf values");
+            }
+        }
+    }
+
+    /**
      * Prunes {@code model} at {@code ratio} into {@code outDir}; {@code grads} (nullable) holds
      * gradients by weight name for gradient-based importance.
      */
@@ -100,6 +128,9 @@ public final class Pruner {
                     + "; prune the original fp32/fp16 model (then quantise)");
         }
         keptWidth(1, ratio, 1); // range check first
+        if (grads != null) {
+            checkGradients(grads, model.weights());
+        }
         Pruning p = new Pruning(model, ratio, grads);
         p.plan();
         SafeTensorsFile weights = model.weights();
@@ -255,7 +286,7 @@ public final class Pruner {
         private double[] rowSquares(String name) {
             SafeTensorsFile src = grads != null && grads.contains(name) ? grads : weights;
             if (src == grads && !Arrays.equals(grads.info(name).shape(), weights.info(name).shape())) {
-                throw new WeightsException(grads.path().getFileName() + ": gradient '" + name + "' has shape "
+                throw new WeightsException(grads.path().getFileName() + ": gradient '" + Text.quote(name) + "' has shape "
                         + Arrays.toString(grads.info(name).shape()) + ", the weight "
                         + Arrays.toString(weights.info(name).shape()));
             }

@@ -292,6 +292,12 @@ public final class ReferenceBackend implements Backend {
     /** Per (batch, head, query): scores = scale·q·kᵀ, softmax over keys, out = Σ p·v, all in double. */
     @Override
     public void attention(Tensor qt, Tensor kt, Tensor vt, int heads, float scale, Tensor out) {
+        attention(qt, kt, vt, heads, scale, false, out);
+    }
+
+    /** Causal: query i sees keys j ≤ i + (Sk − Sq), the rest never enter the sums. */
+    @Override
+    public void attention(Tensor qt, Tensor kt, Tensor vt, int heads, float scale, boolean causal, Tensor out) {
         OpChecks.attention(qt, kt, vt, heads, out);
         float[] q = values(qt), k = values(kt), v = values(vt);
         int b = qt.shape().dim(0), sq = qt.shape().dim(1), sk = kt.shape().dim(1), ch = qt.shape().dim(2);
@@ -302,8 +308,9 @@ public final class ReferenceBackend implements Backend {
             for (int h = 0; h < heads; h++) {
                 for (int i = 0; i < sq; i++) {
                     int qo = (bi * sq + i) * ch + h * d;
+                    int keys = causal ? Math.min(sk, i + 1 + sk - sq) : sk;
                     double max = Double.NEGATIVE_INFINITY;
-                    for (int j = 0; j < sk; j++) {
+                    for (int j = 0; j < keys; j++) {
                         int ko = (bi * sk + j) * ch + h * d;
                         double dot = 0;
                         for (int di = 0; di < d; di++) {
@@ -313,13 +320,13 @@ public final class ReferenceBackend implements Backend {
                         max = Math.max(max, p[j]);
                     }
                     double sum = 0;
-                    for (int j = 0; j < sk; j++) {
+                    for (int j = 0; j < keys; j++) {
                         p[j] = Math.exp(p[j] - max);
                         sum += p[j];
                     }
                     for (int di = 0; di < d; di++) {
                         double acc = 0;
-                        for (int j = 0; j < sk; j++) {
+                        for (int j = 0; j < keys; j++) {
                             acc += p[j] * v[(bi * sk + j) * ch + h * d + di];
                         }
                         o[qo + di] = (float) (acc / sum);
@@ -362,6 +369,37 @@ public final class ReferenceBackend implements Backend {
         for (int row = 0; row < rows; row++) {
             for (int i = 0; i < f; i++) {
                 o[row * f + i] = v[row * 2 * f + i] * gelu(v[row * 2 * f + f + i]);
+            }
+        }
+        store(out, o);
+    }
+
+    /** x·sigmoid(1.702·x), CLIP's quick_gelu. */
+    @Override
+    public void quickGelu(Tensor x, Tensor out) {
+        OpChecks.unary("quickGelu", x, out);
+        float[] v = values(x);
+        for (int i = 0; i < v.length; i++) {
+            v[i] = (float) (v[i] / (1 + Math.exp(-1.702 * v[i])));
+        }
+        store(out, v);
+    }
+
+    /** out[b, l] = table[ids[b, l]] + positions[l]; an id that is not a row is an error. */
+    @Override
+    public void embedding(Tensor idt, Tensor tt, Tensor pt, Tensor out) {
+        String what = OpChecks.embedding(idt, tt, pt, out);
+        float[] ids = values(idt), table = values(tt), pos = pt == null ? null : values(pt);
+        int l = idt.shape().dim(1), vocab = tt.shape().dim(0), d = tt.shape().dim(1);
+        float[] o = new float[ids.length * d];
+        for (int i = 0; i < ids.length; i++) {
+            float id = ids[i];
+            if (!(id >= 0 && id < vocab && id == Math.rint(id))) {
+                throw new IllegalArgumentException(what + " (id " + id + " at [" + i / l + ", " + i % l
+                        + "] is not a row of the " + vocab + "-row table)");
+            }
+            for (int j = 0; j < d; j++) {
+                o[i * d + j] = table[(int) id * d + j] + (pos == null ? 0f : pos[(i % l) * d + j]);
             }
         }
         store(out, o);

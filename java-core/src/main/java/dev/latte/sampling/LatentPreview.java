@@ -1,13 +1,11 @@
 package dev.latte.sampling;
 
-import dev.latte.weights.WeightsException;
+import dev.latte.weights.AtomicFiles;
 
 import javax.imageio.ImageIO;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 
 /**
  * A PNG of latents [B, C, H, W] without a VAE: one row per batch item, one grey tile per channel,
@@ -54,21 +52,10 @@ public final class LatentPreview {
     /** Writes atomically (a temp file beside {@code png}, then a rename). */
     public static void write(float[] x, int batch, int channels, int height, int width, Path png) {
         BufferedImage img = render(x, batch, channels, height, width);
-        Path target = png.toAbsolutePath();
-        Path tmp = target.resolveSibling("." + target.getFileName() + "." + ProcessHandle.current().pid() + ".tmp");
-        try {
-            if (!ImageIO.write(img, "png", tmp.toFile())) {
+        AtomicFiles.writeStream(png, out -> {
+            if (!ImageIO.write(img, "png", out)) {
                 throw new IOException("no PNG writer in this JDK");
             }
-            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (IOException e) {
-            throw new WeightsException(target.getFileName() + ": cannot write " + target + ": " + e.getMessage(), e);
-        } finally {
-            try {
-                Files.deleteIfExists(tmp);
-            } catch (IOException ignored) {
-                // the write's own failure is the one to report
-            }
-        }
+        });
     }
 }

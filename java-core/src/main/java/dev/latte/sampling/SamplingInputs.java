@@ -3,6 +3,7 @@ package dev.latte.sampling;
 import dev.latte.core.Shape;
 import dev.latte.exec.Executor;
 import dev.latte.weights.SafeTensorsFile;
+import dev.latte.weights.Text;
 import dev.latte.weights.WeightsException;
 
 import java.nio.file.Path;
@@ -63,18 +64,23 @@ public final class SamplingInputs {
 
     /** {@code latents} [batch, channels, H, W] from {@code path}. */
     public static Latents latents(Path path, int batch, int channels) {
+        return latents(path, batch, channels, "latents");
+    }
+
+    /** Tensor {@code name} [batch, channels, H, W] from {@code path}. */
+    public static Latents latents(Path path, int batch, int channels, String name) {
         try (SafeTensorsFile f = SafeTensorsFile.open(path)) {
             String file = name(path);
-            if (!f.contains("latents")) {
-                throw new WeightsException(file + ": no tensor 'latents' (initial latents [" + batch + ", " + channels
+            if (!f.contains(name)) {
+                throw new WeightsException(file + ": no tensor '" + name + "' (initial latents [" + batch + ", " + channels
                         + ", H, W]); it has " + names(f));
             }
-            int[] s = f.info("latents").intShape();
+            int[] s = f.info(name).intShape();
             if (s.length != 4 || s[0] != batch || s[1] != channels || s[2] < 1 || s[3] < 1) {
-                throw new WeightsException(file + ": tensor 'latents' has shape " + Shape.of(s) + ", expected ["
+                throw new WeightsException(file + ": tensor '" + name + "' has shape " + Shape.of(s) + ", expected ["
                         + batch + ", " + channels + ", H, W] (batch from the context, channels from the model)");
             }
-            return new Latents(finite(f, file, "latents"), s[0], s[1], s[2], s[3]);
+            return new Latents(finite(f, file, name), s[0], s[1], s[2], s[3]);
         }
     }
 
@@ -122,23 +128,23 @@ public final class SamplingInputs {
 
     private static float[] finite(SafeTensorsFile f, String file, String name) {
         if (!f.info(name).dtype().isFloatingPoint()) {
-            throw new WeightsException(file + ": tensor '" + name + "' has dtype " + f.info(name).dtype()
+            throw new WeightsException(file + ": tensor '" + Text.quote(name) + "' has dtype " + f.info(name).dtype()
                     + ", expected a float type");
         }
         float[] v = f.toFloatArray(name);
         long bad = Executor.nonFinite(v);
         if (bad > 0) {
-            throw new WeightsException(file + ": tensor '" + name + "' holds " + bad + " NaN/Inf values");
+            throw new WeightsException(file + ": tensor '" + Text.quote(name) + "' holds " + bad + " NaN/Inf values");
         }
         return v;
     }
 
     private static String names(SafeTensorsFile f) {
-        List<String> n = f.tensors().stream().map(t -> "'" + t.name() + "'").limit(8).toList();
+        List<String> n = f.tensors().stream().map(t -> "'" + Text.quote(t.name()) + "'").limit(8).toList();
         return n.isEmpty() ? "no tensors" : String.join(", ", n) + (f.tensors().size() > 8 ? ", …" : "");
     }
 
     private static String name(Path p) {
-        return p.getFileName() == null ? p.toString() : p.getFileName().toString();
+        return Text.quote(p.getFileName() == null ? p.toString() : p.getFileName().toString());
     }
 }

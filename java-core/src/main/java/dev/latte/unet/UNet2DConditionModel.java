@@ -6,6 +6,7 @@ import dev.latte.graph.Graph;
 import dev.latte.graph.GraphBuilder;
 import dev.latte.graph.Value;
 import dev.latte.graph.WeightFormat;
+import dev.latte.weights.Text;
 import dev.latte.weights.UNetConfig;
 import dev.latte.weights.WeightsException;
 
@@ -89,7 +90,9 @@ public final class UNet2DConditionModel {
 
     private static void require(boolean ok, String source, String key, Object value) {
         if (!ok) {
-            throw new WeightsException(source + ": " + key + " = " + value + " is not supported by Latte");
+            // the value comes from the file: escaped, so it cannot forge a line or repaint the terminal
+            throw new WeightsException(Text.oneLine(source + ": " + key + " = " + Text.quote(String.valueOf(value))
+                    + " is not supported by Latte"));
         }
     }
 
@@ -116,6 +119,57 @@ public final class UNet2DConditionModel {
         return new Builder(batch, height, width, contextLength, format).build();
     }
 
+    // ---- DeepCache (arXiv 2312.00858): a partial step reuses a deep feature of the last full step ----
+
+    /** The cached feature: a named output of {@link #fullStepGraph}, an input of {@link #partialStepGraph}. */
+    public static final String CACHED_FEATURE = "deepcache.feature";
+
+    /**
+     * How many DeepCache branch ids this UNet has: 3 per down block, as DeepCache's
+     * {@code cache_branch_id} b means block b / 3, layer b % 3 whatever {@code layers_per_block} is.
+     */
+    public int deepCacheBranches() {
+        return 3 * levels;
+    }
+
+    /** Throws a usage error naming the valid range unless {@code branch} is one of this UNet's. */
+    public void checkDeepCacheBranch(int branch) {
+        if (branch < 0 || branch >= deepCacheBranches()) {
+            throw new IllegalArgumentException("DeepCache branch " + branch + " is out of range: this UNet has "
+                    + levels + " down blocks, so branches 0.." + (deepCacheBranches() - 1));
+        }
+    }
+
+    /** The full step's graph with the tensor a partial step of {@code branch} reuses named {@link #CACHED_FEATURE}. */
+    public Graph fullStepGraph(int batch, int height, int width, int contextLength, WeightFormat format, int branch) {
+        checkDeepCacheBranch(branch);
+        Builder b = new Builder(batch, height, width, contextLength, format);
+        b.cacheBranch = branch;
+        return b.build();
+    }
+
+    /**
+     * A partial step of {@code branch} (block B = branch / 3, layer L = branch % 3), as DeepCache's
+     * helper computes it: the time embedding, conv_in, down blocks before B and the first L
+     * layers of block B fresh; then the up block mirroring B from its pair j* = max(0, n_res − 1 − L)
+     * on, fed the input {@link #CACHED_FEATURE} in place of what the skipped part computed, with
+     * the fresh skips; then every later up block and the output head. Inputs: those of
+     * {@link #graph} and {@link #CACHED_FEATURE}. The helper also runs block B's downsampler when
+     * L exceeds its resnets ({@code layers_per_block} 1, L = 2) and then never reads it; this
+     * graph leaves that dead conv out. Without a mid block, a branch of the last down block with
+     * L ≥ {@code layers_per_block} reuses nothing (the helper recomputes that whole block, whose
+     * output feeds the up path directly): its partial step is the plain graph, with no
+     * {@link #CACHED_FEATURE} input.
+     */
+    public Graph partialStepGraph(int batch, int height, int width, int contextLength, WeightFormat format,
+                                  int branch) {
+        Shape feature = fullStepGraph(batch, height, width, contextLength, format, branch).outputs()
+                .get(CACHED_FEATURE).shape();
+        Builder b = new Builder(batch, height, width, contextLength, format);
+        b.cacheBranch = branch;
+        return b.buildPartial(feature);
+    }
+
     /** One build: the graph under construction and the per-run state (time embedding, context). */
     private final class Builder {
         private final GraphBuilder g;
@@ -123,6 +177,7 @@ public final class UNet2DConditionModel {
         private final Value timestep;
         private final Value context;
         private Value tembAct;
+        private int cacheBranch = -1;
 
         Builder(int batch, int height, int width, int contextLength, WeightFormat format) {
             g = new GraphBuilder(format);
@@ -132,6 +187,62 @@ public final class UNet2DConditionModel {
         }
 
         Graph build() {
+            Deque<Value> skips = new ArrayDeque<>();
+            Value h = stem(skips);
+            for (int i = 0; i < levels; i++) {
+                h = downBlock(i, h, skips, cfg.layersPerBlock().get(i), i < levels - 1);
+                g.output("down_blocks." + i + ".out", h);
+            }
+
+            if (cfg.midBlockType() != null) {
+                h = midBlock(h);
+                g.output("mid_block.out", h);
+            }
+
+            for (int i = 0; i < levels; i++) {
+                if (cacheBranch >= 0 && i == cachedUpBlock() && cachedPair() == 0) {
+                    g.output(CACHED_FEATURE, h); // the mid block's output, or the previous up block's
+                }
+                h = upBlock(i, h, skips, 0);
+                g.output("up_blocks." + i + ".out", h);
+            }
+            return head(h);
+        }
+
+        /** The up block (list position) a partial step enters: the mirror of block B. */
+        private int cachedUpBlock() {
+            return levels - 1 - cacheBranch / 3;
+        }
+
+        /** Its first pair a partial step computes: j* = max(0, n_res − 1 − L). */
+        private int cachedPair() {
+            int nRes = cfg.layersPerBlock().get(cacheBranch / 3) + 1;
+            return Math.max(0, nRes - 1 - cacheBranch % 3);
+        }
+
+        Graph buildPartial(Shape featureShape) {
+            int block = cacheBranch / 3, layer = cacheBranch % 3;
+            if (cfg.midBlockType() == null && cachedUpBlock() == 0 && cachedPair() == 0) {
+                cacheBranch = -1;
+                return build();
+            }
+            Deque<Value> skips = new ArrayDeque<>();
+            Value h = stem(skips);
+            for (int i = 0; i < block; i++) {
+                h = downBlock(i, h, skips, cfg.layersPerBlock().get(i), true);
+                g.output("down_blocks." + i + ".out", h);
+            }
+            downBlock(block, h, skips, Math.min(layer, cfg.layersPerBlock().get(block)), false);
+            h = g.input(CACHED_FEATURE, featureShape);
+            for (int i = cachedUpBlock(); i < levels; i++) {
+                h = upBlock(i, h, skips, i == cachedUpBlock() ? cachedPair() : 0);
+                g.output("up_blocks." + i + ".out", h);
+            }
+            return head(h);
+        }
+
+        /** Time embedding and conv_in; pushes conv_in's output as the first skip. */
+        private Value stem(Deque<Value> skips) {
             List<Integer> boc = cfg.blockOutChannels();
             int c0 = boc.getFirst();
             int timeDim = cfg.timeEmbedDim();
@@ -151,24 +262,12 @@ public final class UNet2DConditionModel {
             Value h = g.in("conv_in", () -> g.conv2d(sample, c0, cfg.convInKernel(),
                     Conv2dParams.of(1, cfg.convInKernel() / 2), true));
             g.output("conv_in.out", h);
-
-            Deque<Value> skips = new ArrayDeque<>();
             skips.push(h);
-            for (int i = 0; i < levels; i++) {
-                h = downBlock(i, h, skips);
-                g.output("down_blocks." + i + ".out", h);
-            }
+            return h;
+        }
 
-            if (cfg.midBlockType() != null) {
-                h = midBlock(h);
-                g.output("mid_block.out", h);
-            }
-
-            for (int i = 0; i < levels; i++) {
-                h = upBlock(i, h, skips);
-                g.output("up_blocks." + i + ".out", h);
-            }
-
+        /** conv_norm_out → SiLU → conv_out. */
+        private Graph head(Value h) {
             Value hFinal = h;
             h = g.in("conv_norm_out", () -> g.groupNorm(hFinal, cfg.normNumGroups(), cfg.normEps(), true));
             g.output("conv_act.out", h);
@@ -179,11 +278,12 @@ public final class UNet2DConditionModel {
             return g.build();
         }
 
-        private Value downBlock(int i, Value h, Deque<Value> skips) {
+        /** The first {@code layers} (resnet, attention) pairs of down block i, then its downsampler if asked. */
+        private Value downBlock(int i, Value h, Deque<Value> skips, int layers, boolean downsample) {
             int out = cfg.blockOutChannels().get(i);
             boolean cross = cfg.downBlockTypes().get(i).equals("CrossAttnDownBlock2D");
             g.push("down_blocks." + i);
-            for (int j = 0; j < cfg.layersPerBlock().get(i); j++) {
+            for (int j = 0; j < layers; j++) {
                 h = resnet("resnets." + j, h, out, 1.0);
                 if (cross) {
                     h = transformer("attentions." + j, h, cfg.attentionHeadDim().get(i),
@@ -191,7 +291,7 @@ public final class UNet2DConditionModel {
                 }
                 skips.push(h);
             }
-            if (i < levels - 1) {
+            if (downsample) {
                 g.push("downsamplers.0");
                 g.push("conv");
                 int pad = cfg.downsamplePadding();
@@ -218,20 +318,24 @@ public final class UNet2DConditionModel {
             return h;
         }
 
-        private Value upBlock(int i, Value h, Deque<Value> skips) {
+        /** Up block i from its pair {@code fromPair} on (0: the whole block). */
+        private Value upBlock(int i, Value h, Deque<Value> skips, int fromPair) {
             int r = levels - 1 - i; // the down level this up block mirrors
             List<Integer> boc = cfg.blockOutChannels();
             int out = boc.get(r);
             boolean cross = cfg.upBlockTypes().get(i).equals("CrossAttnUpBlock2D");
             int layers = cfg.layersPerBlock().get(r) + 1;
             g.push("up_blocks." + i);
-            for (int j = 0; j < layers; j++) {
+            for (int j = fromPair; j < layers; j++) {
                 Value skip = skips.pop();
                 h = g.concatChannels(h, skip); // [B, C + C_skip, H, W]
                 h = resnet("resnets." + j, h, out, 1.0);
                 if (cross) {
                     h = transformer("attentions." + j, h, cfg.attentionHeadDim().get(r),
                             cfg.transformerLayersPerBlock().get(r), cfg.onlyCrossAttention().get(r));
+                }
+                if (cacheBranch >= 0 && i == cachedUpBlock() && j == cachedPair() - 1) {
+                    g.output(CACHED_FEATURE, h);
                 }
             }
             if (i < levels - 1) {

@@ -264,7 +264,7 @@ class CudaContextTest {
             }
             end.record();
             float ms = ctx.elapsedMs(start, end);
-            assertTrue(ms > 0 && ms < 10_000, ms + " ms");
+            assertTrue(ms > 0, ms + " ms"); // no upper bound: how long work takes is no property of the binding
             float[] out = new float[16];
             ctx.copyDtoH(MemorySegment.ofArray(out), d + 4 * (n - 16), 64);
             for (float v : out) {

@@ -4,8 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -22,7 +24,7 @@ class KernelCacheTest {
                 if (i < n) x[i] *= a;
             }
             """;
-    static final int[] V = {13, 0};
+    static final String V = "nvrtc 13.0 /usr/local/cuda/lib64/libnvrtc.so.13.0.88 107663296 1760000000000";
 
     @TempDir
     Path dir;
@@ -81,6 +83,51 @@ class KernelCacheTest {
         assertArrayEquals(good, Files.readAllBytes(file));
     }
 
+    /** Where NVRTC came from is part of the key: the loaded library's real path, size and mtime. */
+    @Test
+    void identityNamesTheLoadedLibraryFile() throws IOException {
+        NvrtcAvailable.assume();
+        String id = Nvrtc.identity();
+        int[] v = Nvrtc.version();
+        assertTrue(id.startsWith("nvrtc " + v[0] + "." + v[1] + " /"), id);
+        String[] f = id.split(" ");
+        Path lib = Path.of(f[2]);
+        assertTrue(lib.getFileName().toString().startsWith("libnvrtc.so"), id);
+        assertEquals(Files.size(lib), Long.parseLong(f[3]), id);
+        assertEquals(Files.getLastModifiedTime(lib).toMillis(), Long.parseLong(f[4]), id);
+    }
+
+    /** A cached image the driver will not load is compiled again and replaced, not an error. */
+    @Test
+    void anImageTheDriverRefusesIsRecompiled() throws IOException {
+        NvrtcAvailable.assume();
+        assumeTrue(CudaContext.unavailableReason() == null, CudaContext.unavailableReason());
+        try (CudaContext ctx = CudaContext.open(0)) {
+            KernelCache cache = new KernelCache(dir);
+            cache.module(ctx, "scale.cu", SRC, List.of(), Map.of()).kernel("scale");
+            Path file = files(dir).get(0);
+            byte[] good = Files.readAllBytes(file);
+            byte[] bogus = new byte[4096];   // passes the ELF-magic check, loads nowhere
+            System.arraycopy(good, 0, bogus, 0, 16);
+            Files.write(file, bogus);
+
+            KernelCache warm = new KernelCache(dir);
+            CudaModule m = warm.module(ctx, "scale.cu", SRC, List.of(), Map.of());
+            assertEquals(1, warm.refused());
+            assertEquals(1, warm.compilations());
+            long d = ctx.malloc(16);
+            ctx.copyHtoD(d, MemorySegment.ofArray(new float[] {1, 2, 3, 4}), 16);
+            m.kernel("scale").launch(1, 1, 1, 32, 1, 1, 0, new KernelArgs().i32(4).f32(3).ptr(d));
+            float[] out = new float[4];
+            ctx.copyDtoH(MemorySegment.ofArray(out), d, 16);
+            assertArrayEquals(new float[] {3, 6, 9, 12}, out);
+
+            KernelCache third = new KernelCache(dir);   // the entry was replaced by one that loads
+            third.module(ctx, "scale.cu", SRC, List.of(), Map.of());
+            assertEquals(0, third.compilations() + third.refused());
+        }
+    }
+
     @Test
     void anUnwritableDirectoryCostsARecompileNotAFailure() throws IOException {
         NvrtcAvailable.assume();
@@ -103,7 +150,11 @@ class KernelCacheTest {
         assertNotEquals(k, KernelCache.key("a.cu", SRC, "sm_80", List.of("--gpu-architecture=sm_80"), Map.of(), V));
         assertNotEquals(k, KernelCache.key("a.cu", SRC, "sm_80", List.of("--gpu-architecture=sm_80", "-std=c++1", "7"),
                 Map.of(), V));
-        assertNotEquals(k, KernelCache.key("a.cu", SRC, "sm_80", opts, Map.of(), new int[] {13, 1}));
+        assertNotEquals(k, KernelCache.key("a.cu", SRC, "sm_80", opts, Map.of(), V.replace("13.0 ", "13.1 ")));
+        // two builds of one version: another file, another size, another modification time
+        assertNotEquals(k, KernelCache.key("a.cu", SRC, "sm_80", opts, Map.of(), V.replace("/usr/local/cuda", "/opt/cuda")));
+        assertNotEquals(k, KernelCache.key("a.cu", SRC, "sm_80", opts, Map.of(), V.replace(" 107663296 ", " 107663297 ")));
+        assertNotEquals(k, KernelCache.key("a.cu", SRC, "sm_80", opts, Map.of(), V.replace("1760000000000", "1760000000001")));
         assertNotEquals(k, KernelCache.key("a.cu", SRC, "sm_80", opts, Map.of("h.cuh", ""), V));
         assertEquals(KernelCache.key("a.cu", SRC, "sm_80", opts, Map.of("x.cuh", "1", "y.cuh", "2"), V),
                 KernelCache.key("a.cu", SRC, "sm_80", opts, new java.util.LinkedHashMap<>(Map.of("y.cuh", "2", "x.cuh", "1")), V));

@@ -10,7 +10,8 @@
 // the D output channels (channel lane + 32·i). Scores, softmax and accumulators are fp32 in both
 // storage types; expf (not __expf) so the fp32 path reaches 100 dB against the CPU reference.
 // The head dim is a template parameter (40, 64, 80, 160 in SD); D = 0 is the generic kernel for
-// any d ≤ 256.
+// any d ≤ 256. causal ≠ 0 (CLIP's text encoder): query i sees keys j ≤ i + Sk − Sq only; later keys
+// score −∞ and key tiles past the block's last query are never loaded, so no mask exists.
 #include "common.cuh"
 
 #define ATT_WARPS 4
@@ -21,7 +22,7 @@
 
 template <class T, int DT, int DPL>
 __device__ void attention(const T* q, const T* k, const T* v, T* out, int Sq, int Sk, int H, int dArg,
-                          float scale) {
+                          float scale, int causal) {
     extern __shared__ float smem[];
     const int D = DT > 0 ? DT : dArg;
     float* Ks = smem;                    // [ATT_KB][D + 1]
@@ -48,7 +49,9 @@ __device__ void attention(const T* q, const T* k, const T* v, T* out, int Sq, in
         for (int e = 0; e < DPL; e++) o[qi][e] = 0.f;
     }
 
-    for (int kv0 = 0; kv0 < Sk; kv0 += ATT_KB) {
+    // causal: keys past the block's last query are masked for every query of the block
+    const int kvEnd = causal ? min(Sk, q0 + ATT_QB + Sk - Sq) : Sk;
+    for (int kv0 = 0; kv0 < kvEnd; kv0 += ATT_KB) {
         __syncthreads();  // the previous tile is consumed (and Qs written, on the first pass)
         for (int i = threadIdx.x; i < ATT_KB * D; i += blockDim.x) {
             int r = i / D, c = i - r * D;
@@ -62,15 +65,18 @@ __device__ void attention(const T* q, const T* k, const T* v, T* out, int Sq, in
         for (int qi = 0; qi < ATT_QPW; qi++) {
             const float* qrow = Qs + (warp * ATT_QPW + qi) * D;
             const float* krow = Ks + lane * (D + 1);
+            const bool seen = keyValid && (!causal || kv0 + lane <= q0 + warp * ATT_QPW + qi + Sk - Sq);
             float s = 0.f;
 #pragma unroll 8
             for (int c = 0; c < D; c++) s = fmaf(qrow[c], krow[c], s);
-            s = keyValid ? s * scale : -LATTE_INF;
+            s = seen ? s * scale : -LATTE_INF;
             float tmax = s;
             for (int off = 16; off > 0; off >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, off));
-            float mNew = fmaxf(m[qi], tmax);         // finite: the tile has at least one key
-            float alpha = expf(m[qi] - mNew);        // 0 on the first tile (m = −∞)
-            float p = keyValid ? expf(s - mNew) : 0.f;
+            // finite: the first tile holds key 0, which every query sees; a later tile a causal query
+            // sees none of keeps m (alpha 1, p 0)
+            float mNew = fmaxf(m[qi], tmax);
+            float alpha = mNew == -LATTE_INF ? 1.f : expf(m[qi] - mNew);  // 0 on the first tile (m = −∞)
+            float p = seen ? expf(s - mNew) : 0.f;
             float psum = p;
             for (int off = 16; off > 0; off >>= 1) psum += __shfl_xor_sync(0xffffffffu, psum, off);
             l[qi] = l[qi] * alpha + psum;
@@ -107,8 +113,9 @@ __device__ void attention(const T* q, const T* k, const T* v, T* out, int Sq, in
 // grid (ceil(Sq / 32), H, B), block 128, dynamic shared (32·(D+1) + 32·D + 32·D)·4 bytes
 #define ATTENTION_ENTRY(NAME, T, DT, DPL)                                                            \
     extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32)                                   \
-    NAME(const T* q, const T* k, const T* v, T* out, int Sq, int Sk, int H, int d, float scale) {    \
-        attention<T, DT, DPL>(q, k, v, out, Sq, Sk, H, d, scale);                                    \
+    NAME(const T* q, const T* k, const T* v, T* out, int Sq, int Sk, int H, int d, float scale,      \
+         int causal) {                                                                              \
+        attention<T, DT, DPL>(q, k, v, out, Sq, Sk, H, d, scale, causal);                            \
     }
 
 ATTENTION_ENTRY(attention_d40_f32, float, 40, 2)

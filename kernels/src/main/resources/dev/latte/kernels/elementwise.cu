@@ -16,6 +16,27 @@
 
 UNARY(silu, silu_f(v))
 UNARY(gelu, gelu_f(v))
+UNARY(quick_gelu, v / (1.0f + expf(-1.702f * v)))  // CLIP's quick_gelu: x·sigmoid(1.702·x)
+
+// out [B, L, D] = table[ids[b, l]] (+ positions[l]) for n = B·L·D outputs. ids are integral values
+// in fp32 (exact below 2^24); one that is not a row of the table gives a NaN row, which the caller's
+// finiteness check names, rather than a read out of bounds.
+template <class T>
+__device__ void embedding(const float* ids, const T* table, const T* pos, T* out, int L, int D, int V, long long n) {
+    GRID_STRIDE(i, n) {
+        long long row = i / D;
+        int c = (int)(i - row * D);
+        float idf = ids[row];
+        int id = (int)idf;
+        float v = idf >= 0.f && idf < (float)V && (float)id == idf ? ld(table, (long long)id * D + c) : __int_as_float(0x7fc00000);
+        if (pos) v += ld(pos, (long long)(row % L) * D + c);
+        st(out, i, v);
+    }
+}
+extern "C" __global__ void embedding_f32(const float* ids, const float* table, const float* pos, float* out, int L,
+                                         int D, int V, long long n) {
+    embedding(ids, table, pos, out, L, D, V, n);
+}
 
 // out = x·s; out may be x
 template <class T> __device__ void scale(const T* x, T* out, float s, long long n) {

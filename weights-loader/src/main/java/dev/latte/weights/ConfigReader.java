@@ -26,7 +26,7 @@ final class ConfigReader {
     }
 
     WeightsException fail(String key, String problem) {
-        return new WeightsException(Json.oneLine(source + ": '" + key + "' " + problem));
+        return new WeightsException(Json.oneLine(source + ": '" + Text.quote(key) + "' " + problem));
     }
 
     void checkLevels(String key, int size, int levels) {

@@ -40,7 +40,7 @@ final class Json {
         if (node == null || node.isMissingNode()) {
             return "nothing";
         }
-        String s = node.toString();
+        String s = Text.oneLine(node.toString());
         return s.length() > 60 ? s.substring(0, 57) + "..." : s;
     }
 
@@ -59,6 +59,6 @@ final class Json {
     }
 
     static String oneLine(String message) {
-        return message.replaceAll("\\R", " ");
+        return Text.oneLine(message);
     }
 }

@@ -14,6 +14,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileChannel.MapMode;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Comparator;
@@ -60,6 +61,9 @@ public final class SafeTensorsFile implements AutoCloseable {
     /** Maps and validates {@code path}; every problem, I/O included, is a {@link WeightsException}. */
     public static SafeTensorsFile open(Path path) {
         String name = fileName(path);
+        if (Files.isDirectory(path)) {
+            throw new WeightsException(name + ": is a folder, not a safetensors file");
+        }
         Arena arena = Arena.ofShared();
         try {
             MemorySegment file;
@@ -116,7 +120,7 @@ public final class SafeTensorsFile implements AutoCloseable {
     public TensorInfo info(String name) {
         TensorInfo t = tensors.get(name);
         if (t == null) {
-            throw new WeightsException(Json.oneLine(fileName + ": no tensor '" + name + "'" + nearestHint(name)));
+            throw new WeightsException(Json.oneLine(fileName + ": no tensor '" + Text.quote(name) + "'" + nearestHint(name)));
         }
         return t;
     }
@@ -165,7 +169,7 @@ public final class SafeTensorsFile implements AutoCloseable {
     public long[] toLongArray(String name) {
         TensorInfo t = info(name);
         if (t.dtype().isFloatingPoint()) {
-            throw new WeightsException(fileName + ": tensor '" + name + "' is " + t.dtype() + ", not an integer type");
+            throw new WeightsException(fileName + ": tensor '" + Text.quote(name) + "' is " + t.dtype() + ", not an integer type");
         }
         MemorySegment s = slice(t);
         long[] out = new long[arrayLength(t)];
@@ -188,6 +192,41 @@ public final class SafeTensorsFile implements AutoCloseable {
         return out;
     }
 
+    /**
+     * How many NaN/Inf values a floating-point tensor holds (0 for other dtypes), read from the
+     * mapping in place: a scan, not a copy.
+     */
+    public long nonFiniteCount(String name) {
+        TensorInfo t = info(name);
+        MemorySegment s = slice(t);
+        long n = t.numel(), bad = 0;
+        switch (t.dtype()) {
+            case F32 -> {
+                for (long i = 0; i < n; i++) {
+                    bad += (s.getAtIndex(I32, i) & 0x7f800000) == 0x7f800000 ? 1 : 0;
+                }
+            }
+            case F16 -> {
+                for (long i = 0; i < n; i++) {
+                    bad += (s.getAtIndex(I16, i) & 0x7c00) == 0x7c00 ? 1 : 0;
+                }
+            }
+            case BF16 -> {
+                for (long i = 0; i < n; i++) {
+                    bad += (s.getAtIndex(I16, i) & 0x7f80) == 0x7f80 ? 1 : 0;
+                }
+            }
+            case F64 -> {
+                for (long i = 0; i < n; i++) {
+                    bad += Double.isFinite(s.getAtIndex(F64, i)) ? 0 : 1;
+                }
+            }
+            default -> {
+            }
+        }
+        return bad;
+    }
+
     /** Unmaps the file. Idempotent; segments handed out earlier become inaccessible. */
     @Override
     public void close() {
@@ -208,7 +247,7 @@ public final class SafeTensorsFile implements AutoCloseable {
     private int arrayLength(TensorInfo t) {
         long n = t.numel();
         if (n > Integer.MAX_VALUE - 8) {
-            throw new WeightsException(fileName + ": tensor '" + t.name() + "' has " + n
+            throw new WeightsException(fileName + ": tensor '" + Text.quote(t.name()) + "' has " + n
                     + " elements, too many for a Java array");
         }
         return (int) n;
@@ -247,6 +286,6 @@ public final class SafeTensorsFile implements AutoCloseable {
 
     private static String fileName(Path path) {
         Path f = path.getFileName();
-        return f == null ? path.toString() : f.toString();
+        return Text.quote(f == null ? path.toString() : f.toString());
     }
 }

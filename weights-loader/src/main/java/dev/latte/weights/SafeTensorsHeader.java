@@ -54,7 +54,7 @@ record SafeTensorsHeader(Map<String, String> metadata, SortedMap<String, TensorI
         }
         for (Map.Entry<String, JsonNode> e : node.properties()) {
             if (!e.getValue().isTextual()) {
-                throw fail(file + ": " + METADATA_KEY + " key '" + e.getKey() + "' must map to a string, got "
+                throw fail(file + ": " + METADATA_KEY + " key '" + Text.quote(e.getKey()) + "' must map to a string, got "
                         + Json.show(e.getValue()));
             }
             out.put(e.getKey(), e.getValue().textValue());
@@ -62,7 +62,7 @@ record SafeTensorsHeader(Map<String, String> metadata, SortedMap<String, TensorI
     }
 
     private static TensorInfo readTensor(String name, JsonNode node, long dataSize, String file) {
-        String where = file + ": tensor '" + name + "': ";
+        String where = file + ": tensor '" + Text.quote(name) + "': ";
         if (!node.isObject()) {
             throw fail(where + "entry must be an object, got " + Json.show(node));
         }
@@ -131,8 +131,8 @@ record SafeTensorsHeader(Map<String, String> metadata, SortedMap<String, TensorI
                 continue;
             }
             if (prev != null && t.begin() < prev.end()) {
-                throw fail(file + ": tensor '" + t.name() + "': data_offsets [" + t.begin() + ", " + t.end()
-                        + "] overlap tensor '" + prev.name() + "' [" + prev.begin() + ", " + prev.end() + "]");
+                throw fail(file + ": tensor '" + Text.quote(t.name()) + "': data_offsets [" + t.begin() + ", " + t.end()
+                        + "] overlap tensor '" + Text.quote(prev.name()) + "' [" + prev.begin() + ", " + prev.end() + "]");
             }
             prev = t;
         }

@@ -12,10 +12,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -90,33 +87,20 @@ public final class SafeTensorsWriter {
     }
 
     /**
-     * Writes to a temporary file beside {@code path} and renames it into place, so a failure
-     * part-way never leaves a truncated file where a good one used to be.
+     * Writes the file atomically ({@link AtomicFiles#write}): a failure or a kill part-way never
+     * leaves a truncated file where a good one used to be.
      */
     public void write(Path path) {
-        Path target = path.toAbsolutePath();
+        AtomicFiles.write(path, this::writeTo);
+    }
+
+    /** Writes the whole file (length, header, data) at the channel's position. */
+    public void writeTo(FileChannel ch) throws IOException {
         byte[] header = header();
-        // Not Files.createTempFile: that makes the file owner-only, and the rename would keep it so.
-        Path tmp = target.resolveSibling("." + target.getFileName() + "." + ProcessHandle.current().pid()
-                + "." + System.nanoTime() + ".tmp");
-        try {
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-                writeFully(ch, ByteBuffer.allocate(8).order(LE).putLong(0, header.length));
-                writeFully(ch, ByteBuffer.wrap(header));
-                for (Entry e : entries) {
-                    writeSegment(ch, e.data());
-                }
-                ch.force(true);
-            }
-            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            tmp = null;
-        } catch (IOException e) {
-            throw new WeightsException(Json.oneLine(target.getFileName() + ": cannot write " + target + ": "
-                    + e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + e.getMessage())), e);
-        } finally {
-            if (tmp != null) {
-                deleteQuietly(tmp);
-            }
+        writeFully(ch, ByteBuffer.allocate(8).order(LE).putLong(0, header.length));
+        writeFully(ch, ByteBuffer.wrap(header));
+        for (Entry e : entries) {
+            writeSegment(ch, e.data());
         }
     }
 
@@ -174,14 +158,6 @@ public final class SafeTensorsWriter {
     private static void writeFully(FileChannel ch, ByteBuffer buf) throws IOException {
         while (buf.hasRemaining()) {
             ch.write(buf);
-        }
-    }
-
-    private static void deleteQuietly(Path tmp) {
-        try {
-            Files.deleteIfExists(tmp);
-        } catch (IOException ignored) {
-            // The original failure is the one worth reporting; a stray temp file is harmless.
         }
     }
 }

@@ -41,7 +41,7 @@ public record TensorInfo(String name, DType dtype, long[] shape, long begin, lon
         int[] dims = new int[shape.length];
         for (int i = 0; i < shape.length; i++) {
             if (shape[i] > Integer.MAX_VALUE) {
-                throw new WeightsException("tensor '" + name + "': dimension " + i + " of " + this
+                throw new WeightsException("tensor '" + Text.quote(name) + "': dimension " + i + " of " + this
                         + " exceeds " + Integer.MAX_VALUE);
             }
             dims[i] = (int) shape[i];

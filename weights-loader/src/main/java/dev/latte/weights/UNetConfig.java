@@ -109,8 +109,13 @@ public record UNetConfig(
         List<Integer> blockOut = r.ints("block_out_channels", List.of(320, 640, 1280, 1280));
         r.checkLevels("block_out_channels", blockOut.size(), levels);
         JsonNode reverse = r.node("reverse_transformer_layers_per_block");
+        JsonNode className = r.node("_class_name");
+        if (className != null && !(className.isTextual() && className.textValue().equals("UNet2DConditionModel"))) {
+            throw r.fail("_class_name", "must be \"UNet2DConditionModel\" (this is a UNet2DConditionModel"
+                    + " runtime), got " + Json.show(className));
+        }
 
-        return new UNetConfig(
+        UNetConfig c = new UNetConfig(
                 r.optInt("sample_size", null),
                 r.integer("in_channels", 4),
                 r.integer("out_channels", 4),
@@ -160,5 +165,88 @@ public record UNetConfig(
                 r.optInt("addition_time_embed_dim", null),
                 r.optString("latte_quantization", null),
                 r.node("latte_pruned") != null && !r.node("latte_pruned").isNull());
+        c.checkRanges(r);
+        return c;
+    }
+
+    /** Largest channel width accepted (SD1.5 tops out at 1280, SDXL's at 1280, its context at 2048). */
+    public static final int MAX_CHANNELS = 16_384;
+    /** Most resolution levels (SD1.5: 4); each halves the latent once. */
+    public static final int MAX_LEVELS = 8;
+    /** Most ResNet layers per block, and transformer layers per block (SDXL: 10). */
+    public static final int MAX_LAYERS = 64;
+    /** Largest sample_size in latent pixels. */
+    public static final int MAX_SAMPLE_SIZE = 4096;
+
+    /**
+     * Ranges a network can be built from, named by key: what diffusers would reject at
+     * construction or that would make a shape, an index or a division go wrong. Sizes are capped
+     * so that building the graph stays small and every weight fits one Java array.
+     */
+    private void checkRanges(ConfigReader r) {
+        if (levels() > MAX_LEVELS) {
+            throw r.fail("down_block_types", "has " + levels() + " levels; at most " + MAX_LEVELS + " are supported");
+        }
+        range(r, "in_channels", inChannels, 1, MAX_CHANNELS);
+        range(r, "out_channels", outChannels, 1, MAX_CHANNELS);
+        if (sampleSize != null) {
+            range(r, "sample_size", sampleSize, 1, MAX_SAMPLE_SIZE);
+        }
+        if (normNumGroups != null) {
+            range(r, "norm_num_groups", normNumGroups, 1, MAX_CHANNELS);
+        }
+        for (int i = 0; i < levels(); i++) {
+            int ch = blockOutChannels.get(i);
+            range(r, "block_out_channels", ch, 1, MAX_CHANNELS);
+            if (normNumGroups != null && ch % normNumGroups != 0) {
+                throw r.fail("block_out_channels", "entry " + ch + " is not a multiple of norm_num_groups "
+                        + normNumGroups + " (GroupNorm splits channels into whole groups)");
+            }
+            range(r, "layers_per_block", layersPerBlock.get(i), 1, MAX_LAYERS);
+            range(r, "transformer_layers_per_block", transformerLayersPerBlock.get(i), 1, MAX_LAYERS);
+            range(r, "cross_attention_dim", crossAttentionDim.get(i), 1, MAX_CHANNELS);
+            // diffusers' old name: attention_head_dim holds the number of heads, each channels/heads wide
+            range(r, "attention_head_dim", attentionHeadDim.get(i), 1, ch);
+            if (numAttentionHeads != null) {
+                range(r, "num_attention_heads", numAttentionHeads.get(i), 1, ch);
+            }
+        }
+        if (timeEmbeddingDim != null) {
+            range(r, "time_embedding_dim", timeEmbeddingDim, 1, 4 * MAX_CHANNELS);
+        }
+        int half = blockOutChannels.getFirst() / 2;
+        if (freqShift < 0 || (half > 0 && freqShift >= half)) {
+            throw r.fail("freq_shift", "must be in 0.." + Math.max(0, half - 1) + " (half of block_out_channels[0]"
+                    + " is the divisor it shifts), got " + freqShift);
+        }
+        range(r, "downsample_padding", downsamplePadding, 0, 1);
+        for (String k : new String[] {"conv_in_kernel", "conv_out_kernel"}) {
+            int v = k.equals("conv_in_kernel") ? convInKernel : convOutKernel;
+            if (v < 1 || v > 15 || v % 2 == 0) {
+                throw r.fail(k, "must be an odd number in 1..15, got " + v);
+            }
+        }
+        positive(r, "norm_eps", normEps);
+        positive(r, "mid_block_scale_factor", midBlockScaleFactor);
+        positive(r, "resnet_out_scale_factor", resnetOutScaleFactor);
+        if (!(dropout >= 0 && dropout < 1)) {
+            throw r.fail("dropout", "must be in [0, 1), got " + dropout);
+        }
+        if (latteQuantization != null && !latteQuantization.equals("int8-per-channel")) {
+            throw r.fail("latte_quantization", "must be \"int8-per-channel\" (the only scheme Latte writes), got \""
+                    + latteQuantization + "\"");
+        }
+    }
+
+    private static void range(ConfigReader r, String key, int v, int lo, int hi) {
+        if (v < lo || v > hi) {
+            throw r.fail(key, "must be in " + lo + ".." + hi + ", got " + v);
+        }
+    }
+
+    private static void positive(ConfigReader r, String key, double v) {
+        if (!(v > 0 && Double.isFinite(v))) {
+            throw r.fail(key, "must be a finite number > 0, got " + v);
+        }
     }
 }

@@ -15,6 +15,7 @@ import static dev.latte.cuda.backend.Launch.check;
  * {@code attention.cu}: flash-style attention, one launch, a block per {@link #QUERIES} queries of
  * one (batch, head), K/V streamed through shared memory {@link #KEYS} keys at a time; head dims
  * 40, 64, 80, 160 have their own kernels, any other d ≤ {@link #MAX_D} takes the generic one.
+ * Causal (CLIP's text encoder) is a kernel argument: keys past a query score −∞, no mask exists.
  */
 final class AttentionLauncher {
     static final String FILE = "attention.cu";
@@ -39,7 +40,7 @@ final class AttentionLauncher {
         this.v2 = new AttentionV2(launch.library());
     }
 
-    /** The version {@link Tactics} picks: v2 ({@link AttentionV2}) or this file's kernels; causal runs on v2 only. */
+    /** The version {@link Tactics} picks: v2 ({@link AttentionV2}) or this file's kernels. */
     public void attention(Tensor qt, Tensor kt, Tensor vt, int heads, float scale, boolean causal, Tensor outt) {
         Shape qs = qt.shape(), ks = kt.shape();
         String what = OpChecks.attention(qt, kt, vt, heads, outt) + (causal ? ", causal" : "");
@@ -54,7 +55,7 @@ final class AttentionLauncher {
         Tactics.Version version;
         try {
             version = tactics.attention(precision, l.library().computeCapability(), d,
-                    AttentionV2.aligned(q.ptr(), k.ptr(), v.ptr(), out.ptr()), causal);
+                    AttentionV2.aligned(q.ptr(), k.ptr(), v.ptr(), out.ptr()), causal, sq == sk);
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(what + ": " + e.getMessage(), e);
         }
@@ -74,6 +75,7 @@ final class AttentionLauncher {
             kernel.setMaxDynamicSharedMemory(shared);
         }
         kernel.launch(Launch.blocks(sq, QUERIES), heads, b, WARPS * 32, 1, 1, shared, new KernelArgs()
-                .ptr(q.ptr()).ptr(k.ptr()).ptr(v.ptr()).ptr(out.ptr()).i32(sq).i32(sk).i32(heads).i32(d).f32(scale));
+                .ptr(q.ptr()).ptr(k.ptr()).ptr(v.ptr()).ptr(out.ptr()).i32(sq).i32(sk).i32(heads).i32(d).f32(scale)
+                .i32(causal ? 1 : 0));
     }
 }

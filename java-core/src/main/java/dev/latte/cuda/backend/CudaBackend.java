@@ -2,6 +2,7 @@ package dev.latte.cuda.backend;
 
 import dev.latte.core.Backend;
 import dev.latte.core.Conv2dParams;
+import dev.latte.core.Int8Mode;
 import dev.latte.core.NormAct;
 import dev.latte.core.OpChecks;
 import dev.latte.core.Shape;
@@ -29,14 +30,16 @@ import java.util.Set;
  * uploaded once by whoever holds them; activations live in one arena per memory plan
  * ({@link #arena}, {@link #view}), so a planned step allocates nothing. Nothing waits for the
  * device except {@link #download}, {@link #write} of heap arrays and {@link #release} (the
- * driver's free waits for the stream); the GroupNorm statistics scratch and the timestep
- * frequency table are allocated on first use and kept.
+ * driver's free waits for the stream); the GroupNorm statistics scratch, the timestep frequency
+ * tables and the W8A8 activation scratch are allocated when a plan is bound ({@link #reserve}),
+ * else on first use, and kept.
  *
  * <p>Each op goes to its launcher (ggml's middle level), one per kernel file beside it:
  * {@link ConvLauncher} ({@code conv.cu}: GroupNorm statistics in a read-only pass, normalise+SiLU
  * on the conv's load, bias and residual in its epilogue; mma.sync m16n8k16 for fp16),
  * {@link GemmLauncher} ({@code gemm.cu}), {@link AttentionLauncher} ({@code attention.cu},
- * flash-style, online softmax), {@link NormLauncher}, {@link ElementwiseLauncher}. A launcher
+ * flash-style, online softmax), {@link NormLauncher}, {@link ElementwiseLauncher}, and
+ * {@link Int8Ops} ({@code int8_ops.cu} and the s8 GEMM) for int8 weights. A launcher
  * checks shapes, dtypes and aliasing (by device address, so two views of the same bytes are one
  * tensor), picks the kernel and the grid, reads its launch constants from its kernel file, and
  * queues one or two launches through {@link Launch}; none calls back into this class.
@@ -61,6 +64,7 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     private final GemmLauncher gemms;
     private final AttentionLauncher attentions;
     private final ElementwiseLauncher elementwise;
+    private final Int8Ops int8;
     private boolean closed;
 
     /** A backend on an open context the caller keeps owning. */
@@ -94,6 +98,7 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         this.gemms = new GemmLauncher(launch, tactics, precision);
         this.attentions = new AttentionLauncher(launch, tactics, precision);
         this.elementwise = new ElementwiseLauncher(launch);
+        this.int8 = new Int8Ops(launch, elementwise);
     }
 
     /** Opens device {@code ordinal} and a backend that closes the context with itself. */
@@ -127,15 +132,21 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
      */
     @Override
     public ArenaStep prepare(Graph graph, MemoryPlan plan, Map<String, Tensor> params, Steps.Options options) {
-        PlannedStep planned = new PlannedStep(this, graph, plan, params);
+        return prepare(graph, plan, params, Map.of(), options);
+    }
+
+    @Override
+    public ArenaStep prepare(Graph graph, MemoryPlan plan, Map<String, Tensor> params, Map<String, Tensor> external,
+                             Steps.Options options) {
+        PlannedStep planned = new PlannedStep(this, graph, plan, params, external);
         return options.eager() ? planned : new CudaGraphStep(ctx, planned);
     }
 
-    /** No int8 kernels behind the Backend methods yet; attention up to head dim {@link AttentionLauncher#MAX_D}. */
+    /** Every op; attention up to head dim {@link AttentionLauncher#MAX_D}. */
     @Override
     public String unsupported(Op op, Graph g) {
-        if (op instanceof Op.LinearInt8 || op instanceof Op.Conv2dInt8) {
-            return "no int8 kernels behind " + op.kind() + " yet";
+        if (op instanceof Op.Embedding && dtype != CudaTensor.DType.F32) {
+            return "embedding needs fp32 storage (token ids above 2048 are not exact in fp16)";
         }
         if (op instanceof Op.Attention a && g.value(a.q()).shape().dim(2) / a.heads() > AttentionLauncher.MAX_D) {
             return "head dim " + g.value(a.q()).shape().dim(2) / a.heads() + " > " + AttentionLauncher.MAX_D;
@@ -146,7 +157,7 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         try {
             switch (op) {
                 case Op.Attention a -> tactics.attention(precision, cc, g.value(a.q()).shape().dim(2) / a.heads(), true,
-                        false);
+                        a.causal(), g.value(a.q()).shape().dim(1) == g.value(a.k()).shape().dim(1));
                 case Op.Linear l -> tactics.linear(precision, cc, g.value(l.w()).shape().dim(1), true);
                 case Op.Conv2dFused c -> convVersion(g.value(c.w()).shape(), false);
                 case Op.Conv2d c -> convVersion(g.value(c.w()).shape(), false);
@@ -162,6 +173,40 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
 
     private void convVersion(Shape w, boolean resized) {
         tactics.conv(precision, lib.computeCapability(), w.dim(1), w.dim(2), w.dim(3), resized, true);
+    }
+
+    /**
+     * The GroupNorm statistics scratch, timestep frequency tables and W8A8 activation scratch every
+     * op of {@code graph} needs, allocated now: a step, and so a captured CUDA graph, then
+     * allocates and frees nothing.
+     */
+    @Override
+    public void reserve(Graph graph) {
+        checkOpen();
+        long bytes = 0;
+        for (Op op : graph.ops()) {
+            switch (op) {
+                case Op.Conv2dFused c when c.normGamma() >= 0 ->
+                        bytes = Math.max(bytes, NormLauncher.statsBytes(graph.value(c.x()).shape().dim(0), c.groups()));
+                case Op.GroupNorm g ->
+                        bytes = Math.max(bytes, NormLauncher.statsBytes(graph.value(g.x()).shape().dim(0), g.groups()));
+                case Op.TimestepEmbedding t ->
+                        elementwise.frequencies(graph.value(t.out()).shape().dim(1) / 2, t.freqShift());
+                case Op.LinearInt8 l when l.mode() == Int8Mode.W8A8 -> {
+                    Shape w = graph.value(l.w()).shape();
+                    bytes = Math.max(bytes, Int8Ops.linearScratch(Launch.leading(graph.value(l.x()).shape()),
+                            w.dim(1), w.dim(0)));
+                }
+                case Op.Conv2dInt8 c when c.mode() == Int8Mode.W8A8 -> {
+                    Shape w = graph.value(c.w()).shape(), o = graph.value(c.out()).shape();
+                    bytes = Math.max(bytes, Int8Ops.convScratch((long) o.dim(0) * o.dim(2) * o.dim(3),
+                            w.dim(1) * w.dim(2) * w.dim(3), w.dim(0), dtype.bytes));
+                }
+                default -> {
+                }
+            }
+        }
+        launch.scratch(bytes);
     }
 
     public Precision precision() {
@@ -196,6 +241,16 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     @Override
     public boolean supportsArena() {
         return true;
+    }
+
+    /** Float ops, the text encoder's causal attention and quick-GELU, and embedding in fp32 storage; no int8 yet. */
+    @Override
+    public boolean supports(String op) {
+        return switch (op) {
+            case "attentionCausal", "quick_gelu" -> true;
+            case "embedding" -> dtype == CudaTensor.DType.F32;
+            default -> true;
+        };
     }
 
     @Override
@@ -267,6 +322,7 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     @Override
     public float[] download(Tensor tensor) {
         CudaTensor t = cuda("download", tensor);
+        check(t.dtype() != CudaTensor.DType.I8, "download: " + t + " holds int8 weights, not floats");
         int n = t.shape().size();
         float[] out = new float[n];
         if (n == 0) {
@@ -294,9 +350,20 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         long ptr = t.ptr();
         t.markReleased();
         live.remove(t);
-        if (ptr != 0) {
+        if (ptr != 0 && !t.borrowed()) {
             ctx.free(ptr);
         }
+    }
+
+    /**
+     * A tensor over device memory this backend does not own: another library's allocation in the
+     * same (primary) context, e.g. a JCuda {@code CUdeviceptr}. Ops read and write it like any
+     * tensor of this backend's storage type; {@link #release} and {@link #close} never free it.
+     */
+    public CudaTensor borrow(long dptr, Shape shape) {
+        checkOpen();
+        check(dptr != 0 || shape.numel() == 0, "borrow: null device pointer for " + shape);
+        return new CudaTensor(shape, dtype, dptr, this, null, true);
     }
 
     @Override
@@ -338,6 +405,33 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     }
 
     // ---------------------------------------------------------------- ops: the launchers (cuda/ops), one per kernel file
+
+    // int8 weights
+
+    /** Every float op, and the int8 ones ({@link Int8Ops}). */
+    @Override
+    public Tensor uploadInt8(Shape shape, byte[] values) {
+        checkOpen();
+        check(values.length == shape.numel(), "uploadInt8: " + values.length + " values for shape " + shape);
+        CudaTensor t = new CudaTensor(shape, CudaTensor.DType.I8, values.length == 0 ? 0 : ctx.malloc(values.length),
+                this, null);
+        live.add(t);
+        if (values.length > 0) {
+            ctx.copyHtoD(t.ptr(), MemorySegment.ofArray(values), values.length);
+        }
+        return t;
+    }
+
+    @Override
+    public void linearInt8(Tensor x, Tensor wq, Tensor wScale, Tensor bias, Int8Mode mode, Tensor out) {
+        int8.linear(x, wq, wScale, bias, mode, out);
+    }
+
+    @Override
+    public void conv2dInt8(Tensor x, Tensor wq, Tensor wScale, Tensor bias, Conv2dParams p, Int8Mode mode,
+                           Tensor out) {
+        int8.conv(x, wq, wScale, bias, p, mode, out);
+    }
 
     @Override
     public void conv2d(Tensor x, Tensor w, Tensor bias, Conv2dParams p, Tensor out) {
@@ -428,9 +522,21 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         attentions.attention(q, k, v, heads, scale, false, out);
     }
 
-    /** As {@link #attention(Tensor, Tensor, Tensor, int, float, Tensor)}; {@code causal}: key j only for query i ≥ j (v2 only). */
+    @Override
     public void attention(Tensor q, Tensor k, Tensor v, int heads, float scale, boolean causal, Tensor out) {
         attentions.attention(q, k, v, heads, scale, causal, out);
+    }
+
+    @Override
+    public void quickGelu(Tensor x, Tensor out) {
+        elementwise.unary("quick_gelu", x, out);
+    }
+
+    @Override
+    public void embedding(Tensor ids, Tensor table, Tensor positions, Tensor out) {
+        Launch.check(dtype == CudaTensor.DType.F32, OpChecks.embedding(ids, table, positions, out)
+                + " (needs fp32 storage: token ids above 2048 are not exact in fp16)");
+        elementwise.embedding(ids, table, positions, out);
     }
 
     @Override

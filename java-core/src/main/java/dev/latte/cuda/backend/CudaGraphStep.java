@@ -8,17 +8,15 @@ import dev.latte.exec.PlannedArena;
 import dev.latte.exec.PlannedStep;
 
 /**
- * A planned step on the CUDA backend replayed as one CUDA graph: the first run goes op by op (it
- * makes the backend's lazily allocated scratch and tables, which a capture may not allocate), the
- * second is captured and every run from then on is one {@code cuGraphLaunch} instead of hundreds
- * of launches. The arena's addresses never move, so the captured kernel arguments stay valid;
+ * A planned step on the CUDA backend replayed as one CUDA graph: binding the plan reserved the
+ * backend's scratch and tables ({@code Backend.reserve}), so the first run is captured as it is
+ * and every run is one {@code cuGraphLaunch} instead of hundreds of launches. The arena's addresses never move, so the captured kernel arguments stay valid;
  * inputs are copied into their places before each run, outside the graph.
  */
 final class CudaGraphStep implements ArenaStep {
     private final CudaContext ctx;
     private final PlannedStep planned;
     private CudaGraph graph;
-    private boolean warm;
 
     CudaGraphStep(CudaContext ctx, PlannedStep planned) {
         this.ctx = ctx;
@@ -33,11 +31,6 @@ final class CudaGraphStep implements ArenaStep {
     @Override
     public void run() {
         if (graph == null) {
-            if (!warm) {
-                planned.run();
-                warm = true;
-                return;
-            }
             ctx.beginCapture();
             try {
                 planned.run();

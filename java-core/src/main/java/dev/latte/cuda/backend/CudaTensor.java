@@ -9,9 +9,9 @@ import dev.latte.core.Tensor;
  * ({@link CudaBackend#view}) points into an arena's storage and owns none.
  */
 public final class CudaTensor implements Tensor {
-    /** Storage types; arithmetic is fp32 in every kernel. */
+    /** Storage types; arithmetic is fp32 in every kernel (I8: quantised weights, {@link CudaBackend#uploadInt8}). */
     public enum DType {
-        F32(4, "_f32"), F16(2, "_f16");
+        F32(4, "_f32"), F16(2, "_f16"), I8(1, "_i8");
 
         final int bytes;
         final String suffix;
@@ -31,9 +31,15 @@ public final class CudaTensor implements Tensor {
     private final long ptr;
     private final CudaBackend owner;
     private final CudaTensor arena;   // non-null for a view
+    private final boolean borrowed;   // device memory another library allocated: never freed here
     private boolean released;
 
     CudaTensor(Shape shape, DType dtype, long ptr, CudaBackend owner, CudaTensor arena) {
+        this(shape, dtype, ptr, owner, arena, false);
+    }
+
+    CudaTensor(Shape shape, DType dtype, long ptr, CudaBackend owner, CudaTensor arena, boolean borrowed) {
+        this.borrowed = borrowed;
         this.shape = shape;
         this.dtype = dtype;
         this.ptr = ptr;
@@ -68,6 +74,10 @@ public final class CudaTensor implements Tensor {
 
     boolean released() {
         return released || (arena != null && arena.released);
+    }
+
+    boolean borrowed() {
+        return borrowed;
     }
 
     boolean isView() {

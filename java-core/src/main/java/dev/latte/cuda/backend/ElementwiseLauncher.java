@@ -26,7 +26,26 @@ final class ElementwiseLauncher implements AutoCloseable {
         this.l = launch;
     }
 
-    /** {@code silu} or {@code gelu}; out may be x. */
+    /**
+     * out [B, L, D] = table[ids] (+ positions); fp32 storage only (the backend refuses it in fp16).
+     * An id that is not a row gives a NaN row, which the caller's finiteness check names.
+     */
+    public void embedding(Tensor idt, Tensor tt, Tensor pt, Tensor outt) {
+        String what = OpChecks.embedding(idt, tt, pt, outt);
+        CudaTensor ids = l.cuda(what, idt), table = l.cuda(what, tt), out = l.cuda(what, outt);
+        CudaTensor pos = pt == null ? null : l.cuda(what, pt);
+        Launch.apart(what, out, ids, "ids");
+        Launch.apart(what, out, table, "table");
+        if (pos != null) {
+            Launch.apart(what, out, pos, "positions");
+        }
+        Shape os = outt.shape();
+        l.elementwise(FILE, "embedding", os.numel(), new KernelArgs().ptr(Launch.ptr(ids)).ptr(Launch.ptr(table))
+                .ptr(pos == null ? 0L : Launch.ptr(pos)).ptr(Launch.ptr(out)).i32(os.dim(1)).i32(os.dim(2))
+                .i32(tt.shape().dim(0)).i64(os.numel()));
+    }
+
+    /** {@code silu}, {@code gelu} or {@code quick_gelu}; out may be x. */
     public void unary(String op, Tensor xt, Tensor outt) {
         String what = OpChecks.unary(op, xt, outt);
         CudaTensor x = l.cuda(what, xt), out = l.cuda(what, outt);
@@ -64,7 +83,7 @@ final class ElementwiseLauncher implements AutoCloseable {
      * with PyTorch's CPU rounding of exp (one ulp of a frequency moves sin(t·f) by up to 6e-5 at
      * t ≈ 1000), once per (half, shift).
      */
-    private long frequencies(int half, float shift) {
+    long frequencies(int half, float shift) {
         String key = half + ":" + Float.floatToIntBits(shift);
         Long cached = frequencyTables.get(key);
         if (cached != null) {
@@ -72,6 +91,10 @@ final class ElementwiseLauncher implements AutoCloseable {
         }
         if (half == 0) {
             return 0;
+        }
+        if (l.context().capturing()) {
+            throw new IllegalStateException("CUDA graph capture: timestep frequency table (" + half + ", shift " + shift
+                    + ") not reserved (run it from a planned arena: Backend.reserve)");
         }
         float negLog = (float) -Math.log(10000.0), denom = (float) (half - (double) shift);
         float[] freq = new float[half];
@@ -149,12 +172,17 @@ final class ElementwiseLauncher implements AutoCloseable {
     public void transpose(String what, Tensor xt, Tensor outt, int batches, int rows, int cols) {
         CudaTensor x = l.cuda(what, xt), out = l.cuda(what, outt);
         Launch.apart(what, out, x, "x");
+        transpose(what, x.ptr(), out.ptr(), batches, rows, cols);
+    }
+
+    /** As above on device pointers of the backend's storage type (the W8A8 conv's [N, P·Q, K] result). */
+    void transpose(String what, long x, long out, int batches, int rows, int cols) {
         check(batches <= 65535 && rows / TILE < 65535, what + " (grid)");
         if ((long) batches * rows * cols == 0) {
             return;
         }
         l.kernel(FILE, "transpose").launch(Launch.blocks(cols, TILE), Launch.blocks(rows, TILE), batches, TILE,
-                TILE_ROWS, 1, 0, new KernelArgs().ptr(x.ptr()).ptr(out.ptr()).i32(rows).i32(cols));
+                TILE_ROWS, 1, 0, new KernelArgs().ptr(x).ptr(out).i32(rows).i32(cols));
     }
 
     /** Frees the frequency tables. */

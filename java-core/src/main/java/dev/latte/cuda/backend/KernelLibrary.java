@@ -33,6 +33,7 @@ public final class KernelLibrary implements AutoCloseable {
     public static final List<KernelFile> KERNEL_FILES = List.of(
             new KernelFile("conv.cu", 0), new KernelFile("gemm.cu", 0), new KernelFile("norm.cu", 0),
             new KernelFile("attention.cu", 0), new KernelFile("elementwise.cu", 0), new KernelFile("int8_gemm.cu", 0),
+            new KernelFile("int8_ops.cu", 0),
             new KernelFile("attention_v2.cu", 80), new KernelFile("gemm_v2.cu", 80),
             new KernelFile("conv_v2.cu", 80));
     /** The names of {@link #KERNEL_FILES}. */
@@ -72,8 +73,7 @@ public final class KernelLibrary implements AutoCloseable {
         }
         try {
             for (KernelFile f : filesFor(cc)) {
-                byte[] image = cache.cubin(f.name(), source(f.name()), "sm_" + cc, OPTIONS, headers);
-                modules.put(f.name(), ctx.loadModule(image));
+                modules.put(f.name(), cache.module(ctx, f.name(), source(f.name()), "sm_" + cc, OPTIONS, headers));
             }
         } catch (RuntimeException e) {
             close();

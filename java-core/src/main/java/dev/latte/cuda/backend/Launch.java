@@ -41,6 +41,11 @@ final class Launch implements AutoCloseable {
         return lib;
     }
 
+    /** The backend's float storage type. */
+    CudaTensor.DType dtype() {
+        return dtype;
+    }
+
     /** The kernel for this storage type: {@code op + "_f32"} or {@code "_f16"}. */
     CudaKernel kernel(String file, String op) {
         if (closed) {
@@ -58,9 +63,17 @@ final class Launch implements AutoCloseable {
         kernel(file, op).launch(grid, 1, 1, ELEMENTWISE_THREADS, 1, 1, 0, args);
     }
 
-    /** Device scratch of at least {@code bytes}, reused by every op (one stream: in-order use). */
+    /**
+     * Device scratch of at least {@code bytes}, reused by every op (one stream: in-order use).
+     * Growing it frees the old one, which a captured graph may still use: refused while capturing
+     * (binding a plan reserves it, {@code CudaBackend.reserve}).
+     */
     long scratch(long bytes) {
         if (bytes > scratchBytes) {
+            if (ctx.capturing()) {
+                throw new IllegalStateException("CUDA graph capture: the step needs " + bytes + " bytes of scratch, "
+                        + scratchBytes + " reserved (run it from a planned arena: Backend.reserve)");
+            }
             if (scratch != 0) {
                 ctx.free(scratch); // waits for the stream: nothing still reads the old one
                 scratch = 0;

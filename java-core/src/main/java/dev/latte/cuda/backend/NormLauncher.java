@@ -19,10 +19,15 @@ final class NormLauncher {
         this.l = launch;
     }
 
+    /** The statistics scratch of a GroupNorm over n images in {@code groups}: {mean, rstd} fp32 each. */
+    static long statsBytes(int n, int groups) {
+        return 8L * n * groups;
+    }
+
     /** Queues groupnorm_stats into scratch: {mean, rstd} per (n, group), fp32. Returns its pointer. */
     long groupNormStats(CudaTensor x, int n, int groups, long groupLen, float eps) {
         check(groupLen < Integer.MAX_VALUE, "groupNorm: group of " + groupLen + " elements");
-        long stats = l.scratch(8L * n * groups);
+        long stats = l.scratch(statsBytes(n, groups));
         l.kernel(FILE, "groupnorm_stats").launch(n * groups, 1, 1, THREADS, 1, 1, 0,
                 new KernelArgs().ptr(x.ptr()).ptr(stats).i32((int) groupLen).f32(eps));
         return stats;

@@ -174,30 +174,31 @@ public final class Tactics {
         return new Tactics(m);
     }
 
+    /** As below, for as many keys as queries. */
+    Version attention(Precision p, int cc, int headDim, boolean aligned, boolean causal) {
+        return attention(p, cc, headDim, aligned, causal, true);
+    }
+
     /**
      * The attention version for one call: the forced one (an {@link IllegalArgumentException} naming
-     * why, if it cannot run this case), else v2 where it applies, else v1.
+     * why, if it cannot run this case), else v2 where it applies, else v1. Both mask causally, but
+     * v2 hides key j from query i when j > i, v1 when j > i + Sk − Sq (as the CPU backend does): they
+     * agree only when {@code square} (Sq = Sk, the text encoder's case), so v2 takes causal only then.
      */
-    Version attention(Precision p, int cc, int headDim, boolean aligned, boolean causal) {
+    Version attention(Precision p, int cc, int headDim, boolean aligned, boolean causal, boolean square) {
         Version f = forced.get(Family.ATTENTION);
         Version v2 = ATTENTION_V2;
         String v2Reason = v2.unsupported(p, cc);
         if (v2Reason == null) {
             v2Reason = AttentionV2.unsupported(headDim, aligned);
         }
+        if (v2Reason == null && causal && !square) {
+            v2Reason = v2.id() + " masks causally only as many keys as queries";
+        }
         if (f == null) {
-            if (v2Reason == null) {
-                return v2;
-            }
-            if (causal) {
-                throw new IllegalArgumentException("causal attention runs on attention=v2 only: " + v2Reason);
-            }
-            return ATTENTION_V1;
+            return v2Reason == null ? v2 : ATTENTION_V1;
         }
         String reason = f == v2 ? v2Reason : f.unsupported(p, cc);
-        if (reason == null && causal && f != v2) {
-            reason = f.id() + " has no causal mask";
-        }
         if (reason != null) {
             throw new IllegalArgumentException("attention head dim " + headDim + ": " + reason);
         }

@@ -125,6 +125,8 @@ class CudaOpsTest {
                     ctx.copyDtoH(MemorySegment.ofArray(got), dc, 4L * m * n);
                     Compare cmp = Compare.of(scaled, got);
                     assertTrue(cmp.psnr() >= 120, "scaled int8 gemm " + algo + ": " + cmp);
+                    Compare.Bound bound = Compare.bound(scaled, got, 1e-5, 1e-5);
+                    assertTrue(bound.ok(), "scaled int8 gemm " + algo + ": " + bound);
                 }
             } finally {
                 for (long p : new long[] {da, dkn, dnk, dsa, dsb, dbias, dc}) {

@@ -138,8 +138,9 @@ class StepTest {
                     long before = CudaKernel.launchCount();
                     step.run();
                     long launches = CudaKernel.launchCount() - before;
-                    // run 1 eager, run 2 captured (launches recorded, not run), runs 3+ one cuGraphLaunch
-                    assertTrue(seed < 22 ? launches > 0 : launches == 0, dtype + " run " + seed + ": " + launches
+                    // run 1 captured (launches recorded, then the graph launched: binding the plan reserved
+                    // the backend's scratch, so nothing allocates in it), runs 2+ one cuGraphLaunch
+                    assertTrue(seed < 21 ? launches > 0 : launches == 0, dtype + " run " + seed + ": " + launches
                             + " kernel launches");
                     double d = maxAbsDiff(expected(g, params, in), step.read("out"));
                     assertTrue(d < tol, dtype + " run " + seed + ": max |d| " + d);

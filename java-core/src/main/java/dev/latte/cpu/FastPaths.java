@@ -1,0 +1,122 @@
+package dev.latte.cpu;
+
+import dev.latte.core.Conv2dParams;
+import dev.latte.core.NormAct;
+import dev.latte.cpu.gemm.ConvGemm;
+import dev.latte.cpu.gemm.FlashAttention;
+import dev.latte.cpu.gemm.Gemm;
+import dev.latte.cpu.gemm.Int8Dot;
+import dev.latte.cpu.gemm.LinearGemm;
+import dev.latte.cpu.gemm.Packed;
+import java.util.function.IntConsumer;
+
+/**
+ * The ops {@link CpuBackend} runs on the Vector API micro-kernels ({@code dev.latte.cpu.gemm}):
+ * conv (all fused forms), linear and attention, in fp32 with fp32 accumulation. Only this class
+ * touches {@code jdk.incubator.vector} types, so that where the JVM runs without that module the
+ * backend still loads and takes its scalar paths. Weights that came from {@code upload} are packed
+ * for the kernels on first use and the pack kept on the tensor.
+ */
+final class FastPaths implements Gemm.Parallel {
+    private final CpuBackend be;
+    private final ScratchPool scratch;
+
+    FastPaths(CpuBackend be, ScratchPool scratch) {
+        this.be = be;
+        this.scratch = scratch;
+    }
+
+    /** Whether the JVM was started with {@code --add-modules jdk.incubator.vector}. */
+    static boolean available() {
+        return ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
+    }
+
+    @Override
+    public int threads() {
+        return be.threads();
+    }
+
+    @Override
+    public void forEach(int tasks, IntConsumer body) {
+        be.parallelFor(tasks, body);
+    }
+
+    void conv(CpuTensor xc, int h, int w, CpuTensor wc, CpuTensor bc, Conv2dParams p, NormAct norm, CpuTensor rc,
+              CpuTensor oc) {
+        int n = xc.shape().dim(0), c = xc.shape().dim(1), hs = xc.shape().dim(2), ws = xc.shape().dim(3);
+        int k = wc.shape().dim(0), r = wc.shape().dim(2), s = wc.shape().dim(3);
+        ConvGemm conv = new ConvGemm(n, c, hs, ws, h, w, k, r, s, p.strideH(), p.strideW(), p.padTop(), p.padLeft(),
+                p.padBottom(), p.padRight(), norm != null);
+        Packed wA = packed(wc, true, k, c * r * s);
+        float[][] fold = null;
+        if (norm != null) {
+            CpuTensor g = CpuBackend.cpu("conv2dFused", norm.gamma()), b = CpuBackend.cpu("conv2dFused", norm.beta());
+            fold = ConvGemm.groupNormFold(this, xc.array(), xc.offset(), n, c, hs * ws, g.array(), g.offset(),
+                    b.array(), b.offset(), norm.groups(), norm.eps());
+        }
+        int gather = conv.gatherFloats();
+        float[] xp = gather == 0 ? null : scratch.take(gather);
+        try {
+            conv.run(this, xc.array(), xc.offset(), fold, norm != null && norm.silu(), wA,
+                    bc == null ? null : bc.array(), bc == null ? 0 : bc.offset(),
+                    rc == null ? null : rc.array(), rc == null ? 0 : rc.offset(), oc.array(), oc.offset(), xp);
+        } finally {
+            if (xp != null) {
+                scratch.give(xp);
+            }
+        }
+    }
+
+    void linear(CpuTensor xc, int m, int in, CpuTensor wc, int outF, CpuTensor bc, CpuTensor oc) {
+        LinearGemm.run(this, xc.array(), xc.offset(), m, in, packed(wc, false, outF, in),
+                bc == null ? null : bc.array(), bc == null ? 0 : bc.offset(), oc.array(), oc.offset());
+    }
+
+    void attention(CpuTensor qc, CpuTensor kc, CpuTensor vc, int b, int heads, int sq, int sk, int d, float scale,
+                   CpuTensor oc) {
+        long need = FlashAttention.packFloats(b, heads, sk, d);
+        if (need > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("attention: packed K and V of " + need + " floats exceed one array");
+        }
+        float[] kv = scratch.take((int) need);
+        try {
+            FlashAttention.run(this, qc.array(), qc.offset(), kc.array(), kc.offset(), vc.array(), vc.offset(), b,
+                    heads, sq, sk, d, scale, oc.array(), oc.offset(), kv);
+        } finally {
+            scratch.give(kv);
+        }
+    }
+
+    /** The weight packed as a conv's A operand or a linear's B operand; kept on uploaded tensors. */
+    private Packed packed(CpuTensor wc, boolean convA, int rows, int k) {
+        if (wc.uploaded && wc.pack() instanceof Packed pk && pk.rows() == rows && pk.k() == k
+                && pk.width() == (convA ? Gemm.MR : Gemm.NR)) {
+            return pk;
+        }
+        Packed pk = convA ? ConvGemm.packWeight(wc.array(), wc.offset(), rows, k)
+                : LinearGemm.packWeight(wc.array(), wc.offset(), rows, k);
+        if (wc.uploaded) {
+            wc.pack(pk);
+            be.packed(wc);
+        }
+        return pk;
+    }
+
+    static void dots(byte[] a, int ao, int lda, int rows, byte[] b, int bo, int n, int[] acc) {
+        Int8Dot.dots(a, ao, lda, rows, b, bo, n, acc);
+    }
+
+    /** The row-major values a pack was made from. */
+    static float[] unpack(Object pack, int length) {
+        float[] v = ((Packed) pack).unpack();
+        if (v.length != length) {
+            throw new IllegalStateException("a packed weight of " + v.length + " values for a tensor of " + length);
+        }
+        return v;
+    }
+
+    /** Floats held by the packed copy of a weight, 0 if it has none. */
+    static long packedFloats(CpuTensor t) {
+        return t.pack() instanceof Packed pk ? pk.floats() : 0;
+    }
+}
