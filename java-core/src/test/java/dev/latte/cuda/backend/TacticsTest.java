@@ -38,9 +38,13 @@ class TacticsTest {
         assertSame(Tactics.ATTENTION_V1, d.attention(Precision.FP16, 90, 44, true, false));
         assertSame(Tactics.ATTENTION_V1, d.attention(Precision.FP16, 90, 192, true, false));
         assertSame(Tactics.ATTENTION_V1, d.attention(Precision.FP16, 90, 64, false, false));
-        assertEquals("causal attention runs on attention=v2 only: attention=v2 has no fp32 kernels",
+        // both versions mask causally; v2 only where its mask (j <= i) is v1's (j <= i + Sk - Sq)
+        assertSame(Tactics.ATTENTION_V1, d.attention(Precision.FP32, 90, 64, true, true));
+        assertSame(Tactics.ATTENTION_V1, d.attention(Precision.FP16, 90, 64, true, true, false));
+        assertEquals("attention head dim 64: attention=v2 masks causally only as many keys as queries",
                 assertThrows(IllegalArgumentException.class,
-                        () -> d.attention(Precision.FP32, 90, 64, true, true)).getMessage());
+                        () -> Tactics.parse("attention=v2").attention(Precision.FP16, 90, 64, true, true, false))
+                        .getMessage());
         assertEquals("attention head dim 64: attention=v2 needs sm_80+, kernels are built for sm_75",
                 assertThrows(IllegalArgumentException.class,
                         () -> Tactics.parse("attention=v2").attention(Precision.FP16, 75, 64, true, false)).getMessage());

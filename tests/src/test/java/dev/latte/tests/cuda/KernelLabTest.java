@@ -33,7 +33,7 @@ import org.junit.jupiter.api.TestFactory;
  * every code path (the emulated device is slow): SD1.5's head dims 40/80/160 and 64, 77-token cross
  * attention, key and query counts that leave partial tiles, several key tiles (the cp.async double
  * buffer), the causal mask, and head dims that are padded. Each result is held to the CPU reference
- * (a double-precision host loop for the causal mask, which the Backend interface lacks) by PSNR
+ * (a double-precision host loop for the causal mask) by PSNR
  * and by a bound on every element, with sentinel bytes around the output.
  */
 class KernelLabTest {
@@ -85,7 +85,7 @@ class KernelLabTest {
         for (Tactics.Version v : Tactics.versions(Tactics.Family.ATTENTION)) {
             for (Precision p : Precision.values()) {
                 for (Att a : CASES) {
-                    if (v.unsupported(p, ctx.computeCapability()) != null || (a.causal() && v != Tactics.ATTENTION_V2)) {
+                    if (v.unsupported(p, ctx.computeCapability()) != null) {
                         continue;
                     }
                     tests.add(DynamicTest.dynamicTest(v.id() + " " + p + " " + a, () -> check(v, p, a)));
@@ -436,17 +436,18 @@ class KernelLabTest {
     void forcedVersionThatCannotRunIsNamed() {
         Shape s = Shape.of(1, 8, 2 * 44);
         try (CudaBackend fp32 = new CudaBackend(ctx, Precision.FP32, Tactics.parse("attention=v2"));
-             CudaBackend fp16 = new CudaBackend(ctx, Precision.FP16, Tactics.parse("attention=v2"));
-             CudaBackend v1 = new CudaBackend(ctx, Precision.FP16, Tactics.parse("attention=v1"))) {
+             CudaBackend fp16 = new CudaBackend(ctx, Precision.FP16, Tactics.parse("attention=v2"))) {
             Tensor x = fp32.allocate(s), o = fp32.allocate(s);
             var e = assertThrows(IllegalArgumentException.class, () -> fp32.attention(x, x, x, 2, 1f, o));
             assertTrue(e.getMessage().contains("attention=v2 has no fp32 kernels"), e.getMessage());
             Tensor y = fp16.allocate(s), p = fp16.allocate(s);
             e = assertThrows(IllegalArgumentException.class, () -> fp16.attention(y, y, y, 2, 1f, p));
             assertTrue(e.getMessage().contains("multiples of 8 up to 160, not 44"), e.getMessage());
-            Tensor z = v1.allocate(Shape.of(1, 8, 64)), r = v1.allocate(Shape.of(1, 8, 64));
-            e = assertThrows(IllegalArgumentException.class, () -> v1.attention(z, z, z, 1, 1f, true, r));
-            assertTrue(e.getMessage().contains("attention=v1 has no causal mask"), e.getMessage());
+            Tensor qz = fp16.allocate(Shape.of(1, 8, 64)), kz = fp16.allocate(Shape.of(1, 16, 64)),
+                    r = fp16.allocate(Shape.of(1, 8, 64));
+            e = assertThrows(IllegalArgumentException.class, () -> fp16.attention(qz, kz, kz, 1, 1f, true, r));
+            assertTrue(e.getMessage().contains("attention=v2 masks causally only as many keys as queries"),
+                    e.getMessage());
         }
     }
 }
