@@ -96,7 +96,7 @@ class InputLimitsTest {
                 "--batch must be in 1..64");
         assertRefused(latte("plan", "--config", tiny(), "--height", "64", "--width", "60"), "multiple of 8");
         assertRefused(latte("validate", "--model", tiny(), "--golden", case0(), "--dtype", "junk"),
-                "--dtype must be", "'junk'");
+                "--dtype must be fp16 or fp32", "not 'junk'");
     }
 
     @Test
