@@ -13,15 +13,20 @@ import dev.latte.sampling.SamplingInputs;
 import dev.latte.sampling.Scheduler;
 import dev.latte.sampling.SchedulerConfig;
 import dev.latte.weights.DType;
+import dev.latte.weights.OutputGuard;
 import dev.latte.weights.SafeTensorsWriter;
 
+import java.io.IOException;
 import java.io.PrintStream;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.stream.Stream;
 
 /**
  * {@code latte txt2img} and {@code latte img2img}: a diffusers pipeline folder from a prompt to an
@@ -41,7 +46,7 @@ final class Txt2Img {
         boolean img2img = command.equals("img2img");
         Path modelDir = Path.of(a.required("model"));
         String prompt = a.required("prompt");
-        Path png = Path.of(a.required("out"));
+        Path png = a.path("out", a.required("out"));
         if (!png.getFileName().toString().toLowerCase(java.util.Locale.ROOT).endsWith(".png")) {
             throw new Args.UsageException(command + ": --out must name a .png file, got '" + png + "'");
         }
@@ -49,7 +54,7 @@ final class Txt2Img {
         if (!img2img && (a.get("image", null) != null || a.get("strength", null) != null)) {
             throw new Args.UsageException("txt2img: --image and --strength are for img2img");
         }
-        refuseInputs(png, modelDir, image, a.get("lora", null), a.get("init-latents", null));
+        refuseInputs(command, a, png, modelDir);
         long seed = seed(a);
         try (PipelineFolder p = PipelineFolder.load(modelDir); Backend backend = Backends.open(a, "fp32")) {
             Scheduler scheduler = scheduler(command, a, p.scheduler());
@@ -151,31 +156,59 @@ final class Txt2Img {
         return png.resolveSibling(name.substring(0, name.length() - 4) + ".safetensors");
     }
 
-    /** Never replace an input: the PNG (and its trace) may not be the model's files, the init image or other inputs. */
-    private static void refuseInputs(Path png, Path modelDir, Path image, String... others) {
-        Path out = png.toAbsolutePath().normalize();
-        Path trace = traceFile(png).toAbsolutePath().normalize();
-        for (Path o : new Path[] {out, trace}) {
-            if (o.startsWith(modelDir.toAbsolutePath().normalize())) {
-                throw new Args.UsageException("--out " + png + " is inside the model folder " + modelDir
-                        + "; refusing to write among the model's files");
+    /**
+     * Never replace an input: the PNG and its trace are checked (real paths and file identity)
+     * against every option's file and every file of the pipeline's components, and may not land
+     * anywhere inside the model folder, reached by its own path or through a link.
+     */
+    private static void refuseInputs(String command, Args a, Path png, Path modelDir) {
+        OutputGuard guard = a.inputs("out");
+        List<Path> roots = new ArrayList<>(List.of(modelDir.toAbsolutePath().normalize()));
+        if (Files.isDirectory(modelDir)) {
+            try (Stream<Path> s = Files.list(modelDir)) {
+                for (Path c : s.toList()) {
+                    guard.input(c); // a component folder: its files are inputs
+                    if (Files.isDirectory(c)) {
+                        roots.add(c.toRealPath());
+                    }
+                }
+                roots.add(modelDir.toRealPath());
+            } catch (IOException e) {
+                // a model folder that cannot be listed cannot be loaded either; PipelineFolder says why
             }
-            if (image != null && same(o, image)) {
-                throw new Args.UsageException("--out " + png + " would replace the input image " + image);
-            }
-            for (String other : others) {
-                if (other != null && same(o, Path.of(other))) {
-                    throw new Args.UsageException("--out " + png + " would replace the input " + other);
+        }
+        List<Path> outs = new ArrayList<>(List.of(png));
+        if (a.flag("trace")) {
+            outs.add(traceFile(png));
+        }
+        for (Path o : outs) {
+            String option = command + (o == png ? ": --out" : ": --trace (beside --out)");
+            for (Path p : List.of(o.toAbsolutePath().normalize(), planned(o))) {
+                for (Path root : roots) {
+                    if (p.startsWith(root)) {
+                        throw new Args.UsageException(option + " " + o + " is inside the model folder " + modelDir
+                                + "; refusing to write among the model's files");
+                    }
                 }
             }
+            guard.checkFile(o, option);
         }
     }
 
-    private static boolean same(Path a, Path b) {
+    /** {@code p} with its nearest existing ancestor's links resolved: where a write to it would land. */
+    private static Path planned(Path p) {
+        Path abs = p.toAbsolutePath().normalize();
+        Path existing = abs;
+        while (existing != null && !Files.exists(existing)) {
+            existing = existing.getParent();
+        }
+        if (existing == null) {
+            return abs;
+        }
         try {
-            return a.equals(b.toAbsolutePath().normalize()) || (Files.exists(a) && Files.exists(b) && Files.isSameFile(a, b));
-        } catch (java.io.IOException e) {
-            return false;
+            return existing.toRealPath().resolve(existing.relativize(abs));
+        } catch (IOException e) {
+            return abs;
         }
     }
 

@@ -49,8 +49,11 @@ public enum Component {
                 || n.path("architectures").toString().contains("CLIPTextModel")) {
             return TEXT_ENCODER;
         }
-        throw new WeightsException(config + ": not a UNet2DConditionModel, CLIPTextModel or AutoencoderKL config"
-                + (cls.isEmpty() ? "" : " (_class_name '" + cls + "')"));
+        // the UNet config's own wording for _class_name, so info, validate and plan refuse one alike
+        throw new WeightsException(config + (cls.isEmpty()
+                ? ": not a UNet2DConditionModel, CLIPTextModel or AutoencoderKL config"
+                : ": '_class_name' must be \"UNet2DConditionModel\", \"CLIPTextModel\" or \"AutoencoderKL\", got '"
+                        + dev.latte.weights.Text.quote(cls) + "'"));
     }
 
     /**

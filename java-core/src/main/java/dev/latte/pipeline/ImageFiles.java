@@ -1,17 +1,14 @@
 package dev.latte.pipeline;
 
+import dev.latte.weights.AtomicFiles;
 import dev.latte.weights.WeightsException;
 
 import javax.imageio.ImageIO;
 import java.awt.image.BufferedImage;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 
 /** The pipeline's images on disk: 8-bit RGB PNGs written atomically, and init images read for img2img. */
 public final class ImageFiles {
@@ -43,39 +40,8 @@ public final class ImageFiles {
         } catch (IOException e) {
             throw new WeightsException(png + ": cannot encode a PNG: " + e.getMessage());
         }
-        writeAtomically(png, bytes.toByteArray());
-    }
-
-    /** Temporary file beside the target, fsync, atomic rename, fsync of the folder. */
-    public static void writeAtomically(Path target, byte[] data) {
-        Path abs = target.toAbsolutePath();
-        Path dir = abs.getParent();
-        Path tmp = dir.resolve("." + abs.getFileName() + "." + ProcessHandle.current().pid() + ".tmp");
-        try {
-            Files.createDirectories(dir);
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                    StandardOpenOption.TRUNCATE_EXISTING)) {
-                ByteBuffer b = ByteBuffer.wrap(data);
-                while (b.hasRemaining()) {
-                    ch.write(b);
-                }
-                ch.force(true);
-            }
-            Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
-                d.force(true);
-            } catch (IOException ignored) {
-                // not every file system lets a folder be opened for fsync; the rename itself is done
-            }
-        } catch (IOException e) {
-            throw new WeightsException(abs + ": cannot write: " + e.getMessage());
-        } finally {
-            try {
-                Files.deleteIfExists(tmp);
-            } catch (IOException ignored) {
-                // the write's own failure is the one to report
-            }
-        }
+        byte[] data = bytes.toByteArray();
+        AtomicFiles.writeStream(png, o -> o.write(data));
     }
 
     /** Reads an image (PNG, JPEG, …) as RGB in [-1, 1]. */

@@ -77,6 +77,22 @@ class DeepCacheCliTest {
                 "--deepcache-branch plans sampling steps");
     }
 
+    /** A DeepCache trace is an output like any other: never the model's weights or the context it reads. */
+    @Test
+    void aTraceNeverReplacesAnInput() throws java.io.IOException {
+        Path weights = Resources.unetTiny().resolve("diffusion_pytorch_model.safetensors");
+        byte[] before = java.nio.file.Files.readAllBytes(weights);
+        Path link = java.nio.file.Files.createSymbolicLink(tmp.resolve("m"), Resources.unetTiny().toRealPath());
+        assertBadInput(sample("--steps", "2", "--deepcache-interval", "2", "--trace", "--out",
+                link.resolve("diffusion_pytorch_model").toString()), "--out", "would replace the input");
+        assertBadInput(sample("--steps", "2", "--deepcache-interval", "2", "--trace", "--out",
+                tmp.resolve("ctx").toString()), "--out", "would replace the input", "ctx.safetensors");
+        assertArrayEquals(before, java.nio.file.Files.readAllBytes(weights));
+        try (SafeTensorsFile ctx = SafeTensorsFile.open(tmp.resolve("ctx.safetensors"))) {
+            assertTrue(ctx.contains("cond") && ctx.contains("uncond"));
+        }
+    }
+
     @Test
     void planCountsTheCachedFeatureOutsideTheArenas() {
         var r = latte("plan", "--config", Resources.unetTiny().toString(), "--height", "128", "--width", "128",

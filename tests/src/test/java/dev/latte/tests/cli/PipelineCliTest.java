@@ -14,7 +14,9 @@ import java.nio.file.Path;
 
 import static dev.latte.tests.cli.Cli.assertBadInput;
 import static dev.latte.tests.cli.Cli.latte;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** txt2img / img2img / tokenize on the bundled tiny pipeline folder, and the bad input they must name. */
@@ -71,7 +73,8 @@ class PipelineCliTest {
                 assertTrue(t.contains(name), name);
             }
         }
-        assertEquals(0, Files.list(png.getParent()).filter(p -> p.getFileName().toString().endsWith(".tmp")).count());
+        assertEquals(0, Files.list(png.getParent()).filter(p -> p.getFileName().toString().endsWith(".tmp")
+                || p.getFileName().toString().contains(".latte-tmp.")).count());
     }
 
     @Test
@@ -128,11 +131,46 @@ class PipelineCliTest {
         assertBadInput(latte("img2img", "--model", pipeline().toString(), "--image", oddPng.toString(), "--prompt", "a",
                 "--out", out), "odd.png", "60x64", "multiples of 8");
         assertBadInput(latte("img2img", "--model", pipeline().toString(), "--image", oddPng.toString(), "--prompt", "a",
-                "--out", oddPng.toString()), "would replace the input image");
+                "--out", oddPng.toString()), "would replace the input", "odd.png");
         Path notImage = tmp.resolve("n.png");
         Files.writeString(notImage, "hello");
         assertBadInput(latte("img2img", "--model", pipeline().toString(), "--image", notImage.toString(), "--prompt",
                 "a", "--out", out), "n.png", "not an image");
+    }
+
+    /** No output (the PNG or its --trace) may be, or replace, an input, by any path that reaches it. */
+    @Test
+    void outputsNeverReplaceAnInput() throws IOException {
+        // the trace beside OUT.png is OUT.safetensors: through a link to vae/ it would be the VAE's weights
+        Path vaeLink = Files.createSymbolicLink(tmp.resolve("v"), pipeline().resolve("vae").toRealPath());
+        Path weights = pipeline().resolve("vae/diffusion_pytorch_model.safetensors");
+        byte[] before = Files.readAllBytes(weights);
+        assertBadInput(latte("txt2img", "--model", pipeline().toString(), "--prompt", "a", "--steps", "1", "--trace",
+                "--out", vaeLink.resolve("diffusion_pytorch_model.png").toString()), "inside the model folder");
+        // the golden run given as --init-latents, replaced by the trace of --out beside it (a hard link to it)
+        Path init = tmp.resolve("init.safetensors");
+        Files.copy(Path.of(goldenRun()), init);
+        Path dir = Files.createDirectories(tmp.resolve("d"));
+        Files.createLink(dir.resolve("run.safetensors"), init);
+        byte[] initBefore = Files.readAllBytes(init);
+        assertBadInput(latte("txt2img", "--model", pipeline().toString(), "--prompt", "a", "--steps", "1", "--trace",
+                "--init-latents", init.toString(), "--out", dir.resolve("run.png").toString()),
+                "--trace", "would replace the input", "init.safetensors");
+        assertBadInput(latte("txt2img", "--model", pipeline().toString(), "--prompt", "a", "--steps", "1", "--trace",
+                "--init-latents", init.toString(), "--out", tmp.resolve("init.png").toString()),
+                "--trace", "would replace the input", "init.safetensors");
+        // img2img onto its own image through a symbolic link
+        Path png = tmp.resolve("a.png");
+        ImageIO.write(new BufferedImage(64, 64, BufferedImage.TYPE_INT_RGB), "png", png.toFile());
+        Path pngLink = Files.createSymbolicLink(tmp.resolve("l.png"), png);
+        byte[] pngBefore = Files.readAllBytes(png);
+        assertBadInput(latte("img2img", "--model", pipeline().toString(), "--image", png.toString(), "--prompt", "a",
+                "--steps", "2", "--out", pngLink.toString()), "--out", "would replace the input", "a.png");
+        assertArrayEquals(before, Files.readAllBytes(weights));
+        assertArrayEquals(initBefore, Files.readAllBytes(init));
+        assertArrayEquals(pngBefore, Files.readAllBytes(png));
+        assertFalse(Files.exists(dir.resolve("run.png")));
+        assertFalse(Files.exists(tmp.resolve("init.png")));
     }
 
     @Test
