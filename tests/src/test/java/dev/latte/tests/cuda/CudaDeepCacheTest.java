@@ -1,16 +1,12 @@
 package dev.latte.tests.cuda;
 
-import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.backend.CudaBackend;
 import dev.latte.cuda.backend.CudaBackend.Precision;
 import dev.latte.model.DeepCacheRunner;
-import dev.latte.model.UNetModel;
 import dev.latte.model.UNetRunner;
 import dev.latte.tests.Resources;
 import dev.latte.tests.deepcache.DeepCacheGoldenTest;
 import dev.latte.weights.SafeTensorsFile;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -19,7 +15,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * DeepCache on the CUDA backend, fp32: the replay of DeepCache's own i3-b0 trajectory at the
@@ -27,28 +22,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * partial and full steps that make no device allocation once the shape's arenas exist. Skips,
  * naming the reason, where no CUDA device can be opened.
  */
-class CudaDeepCacheTest {
-    static CudaContext ctx;
-    static UNetModel model;
-
-    @BeforeAll
-    static void open() {
-        String reason = CudaContext.unavailableReason();
-        assumeTrue(reason == null, reason);
-        ctx = CudaContext.open(0);
-        model = UNetModel.load(Resources.unetTiny());
-    }
-
-    @AfterAll
-    static void close() {
-        if (model != null) {
-            model.close();
-        }
-        if (ctx != null) {
-            ctx.close();
-        }
-    }
-
+class CudaDeepCacheTest extends CudaUNetTinyFixture {
     @Test
     void replaysDeepCachesOwnTrajectoryInFp32() {
         try (CudaBackend backend = new CudaBackend(ctx, Precision.FP32); UNetRunner runner = new UNetRunner(model, backend);

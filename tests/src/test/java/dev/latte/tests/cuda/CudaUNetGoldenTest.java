@@ -2,20 +2,15 @@ package dev.latte.tests.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.backend.CudaBackend;
 import dev.latte.cuda.backend.CudaBackend.Precision;
 import dev.latte.model.GoldenCase;
-import dev.latte.model.UNetModel;
 import dev.latte.model.UNetRunner;
 import dev.latte.tests.Resources;
 import java.util.List;
 import java.util.Locale;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.TestFactory;
 
@@ -24,28 +19,8 @@ import org.junit.jupiter.api.TestFactory;
  * intermediate, fp32 (no TF32) ≥ 100 dB and fp16 ≥ 45 dB (DESIGN.md's gates). Skips, naming the
  * reason, where no CUDA device can be opened.
  */
-class CudaUNetGoldenTest {
+class CudaUNetGoldenTest extends CudaUNetTinyFixture {
     static final double MIN_PSNR_FP32 = 100, MIN_PSNR_FP16 = 45;
-    static CudaContext ctx;
-    static UNetModel model;
-
-    @BeforeAll
-    static void open() {
-        String reason = CudaContext.unavailableReason();
-        assumeTrue(reason == null, reason);
-        ctx = CudaContext.open(0);
-        model = UNetModel.load(Resources.unetTiny());
-    }
-
-    @AfterAll
-    static void close() {
-        if (model != null) {
-            model.close();
-        }
-        if (ctx != null) {
-            ctx.close();
-        }
-    }
 
     /**
      * Both precisions, each from a planned arena (the default: a captured CUDA graph) on every

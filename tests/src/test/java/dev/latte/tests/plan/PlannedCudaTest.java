@@ -1,18 +1,14 @@
 package dev.latte.tests.plan;
 
 import dev.latte.core.Tensor;
-import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.CudaGraph;
 import dev.latte.cuda.backend.CudaBackend;
 import dev.latte.cuda.backend.CudaBackend.Precision;
 import dev.latte.exec.Executor;
 import dev.latte.exec.PlannedArena;
 import dev.latte.graph.Graph;
-import dev.latte.model.UNetModel;
 import dev.latte.model.UNetRunner;
-import dev.latte.tests.Resources;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
+import dev.latte.tests.cuda.CudaUNetTinyFixture;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
@@ -21,35 +17,13 @@ import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * On a CUDA device (real or emulated): after a plan's arena is bound, steps of that shape make no
  * device allocation at all (cuMemAlloc counted by the context), so the first step already
  * captures as a CUDA graph. Skips, naming the reason, where no CUDA device can be opened.
  */
-class PlannedCudaTest {
-    static CudaContext ctx;
-    static UNetModel model;
-
-    @BeforeAll
-    static void open() {
-        String reason = CudaContext.unavailableReason();
-        assumeTrue(reason == null, reason);
-        ctx = CudaContext.open(0);
-        model = UNetModel.load(Resources.unetTiny());
-    }
-
-    @AfterAll
-    static void close() {
-        if (model != null) {
-            model.close();
-        }
-        if (ctx != null) {
-            ctx.close();
-        }
-    }
-
+class PlannedCudaTest extends CudaUNetTinyFixture {
     @ParameterizedTest
     @EnumSource(Precision.class)
     void noDeviceAllocationInsideASamplingLoop(Precision precision) {
