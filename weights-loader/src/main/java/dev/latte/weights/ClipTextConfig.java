@@ -1,8 +1,5 @@
 package dev.latte.weights;
 
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 
 /**
@@ -19,16 +16,7 @@ public record ClipTextConfig(int vocabSize, int hiddenSize, int intermediateSize
     }
 
     public static ClipTextConfig load(Path configJson) {
-        Path file = Files.isDirectory(configJson) ? configJson.resolve("config.json") : configJson;
-        String text;
-        try {
-            text = Files.readString(file);
-        } catch (NoSuchFileException e) {
-            throw new WeightsException(file.toAbsolutePath().getParent() + ": no " + file.getFileName());
-        } catch (IOException e) {
-            throw new WeightsException(Json.oneLine(file + ": cannot read: " + Json.describe(e)), e);
-        }
-        return parse(text, file.toString());
+        return ConfigReader.load(configJson, ClipTextConfig::parse);
     }
 
     public static ClipTextConfig parse(String json, String source) {

@@ -1,9 +1,15 @@
 package dev.latte.weights;
 
 import com.fasterxml.jackson.databind.JsonNode;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.function.BiFunction;
 import java.util.function.Function;
 import java.util.function.Predicate;
 
@@ -13,6 +19,23 @@ import java.util.function.Predicate;
  * build a different network than the checkpoint was trained as.
  */
 final class ConfigReader {
+
+    /**
+     * Reads {@code configJson} (a directory is taken to mean its {@code config.json}) and parses it
+     * with {@code parse(text, sourceName)}; a missing or unreadable file is one line naming it.
+     */
+    static <T> T load(Path configJson, BiFunction<String, String, T> parse) {
+        Path file = Files.isDirectory(configJson) ? configJson.resolve("config.json") : configJson;
+        String text;
+        try {
+            text = Files.readString(file);
+        } catch (NoSuchFileException e) {
+            throw new WeightsException(file.toAbsolutePath().getParent() + ": no " + file.getFileName());
+        } catch (IOException e) {
+            throw new WeightsException(Json.oneLine(file + ": cannot read: " + Json.describe(e)), e);
+        }
+        return parse.apply(text, file.toString());
+    }
     private final JsonNode root;
     private final String source;
 

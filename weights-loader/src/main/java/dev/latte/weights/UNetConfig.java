@@ -1,9 +1,6 @@
 package dev.latte.weights;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -82,16 +79,7 @@ public record UNetConfig(
 
     /** Reads {@code configJson}; a directory is taken to mean its {@code config.json}. */
     public static UNetConfig load(Path configJson) {
-        Path file = Files.isDirectory(configJson) ? configJson.resolve("config.json") : configJson;
-        String text;
-        try {
-            text = Files.readString(file);
-        } catch (NoSuchFileException e) {
-            throw new WeightsException(file.toAbsolutePath().getParent() + ": no " + file.getFileName());
-        } catch (IOException e) {
-            throw new WeightsException(Json.oneLine(file + ": cannot read: " + Json.describe(e)), e);
-        }
-        return parse(text, file.toString());
+        return ConfigReader.load(configJson, UNetConfig::parse);
     }
 
     /** Parses config JSON; {@code sourceName} starts every error message. */
