@@ -3,7 +3,6 @@ package dev.latte.tests.cuda;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.latte.core.Backend;
 import dev.latte.core.Compare;
@@ -11,15 +10,11 @@ import dev.latte.core.Conv2dParams;
 import dev.latte.core.Int8Mode;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
-import dev.latte.cpu.CpuBackend;
-import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.backend.CudaBackend;
 import dev.latte.cuda.backend.CudaBackend.Precision;
 import java.util.Locale;
 import java.util.Random;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
@@ -31,30 +26,10 @@ import org.junit.jupiter.api.TestFactory;
  * activations, weight scales and bias. (The op-case table, BackendOpsTest, runs two int8 cases
  * per mode against the reference backend as well.)
  */
-class CudaInt8OpsTest {
+class CudaInt8OpsTest extends CudaVsCpuFixture {
     /** The op table's gates (OpCheck.Tolerance); the element bounds tighter, as measured here: worst 0.05 and 0.2 of them. */
     static final double MIN_PSNR_FP32 = 100, MIN_PSNR_FP16 = 50;
     static final double ATOL_FP32 = 5e-5, RTOL_FP32 = 1e-5, ATOL_FP16 = 5e-3, RTOL_FP16 = 5e-3;
-    static CudaContext ctx;
-    static CpuBackend cpu;
-
-    @BeforeAll
-    static void open() {
-        String reason = CudaContext.unavailableReason();
-        assumeTrue(reason == null, reason);
-        ctx = CudaContext.open(0);
-        cpu = new CpuBackend();
-    }
-
-    @AfterAll
-    static void close() {
-        if (cpu != null) {
-            cpu.close();
-        }
-        if (ctx != null) {
-            ctx.close();
-        }
-    }
 
     /** An int8 op: its shapes and how to run it on a backend. */
     interface Run {

@@ -3,15 +3,12 @@ package dev.latte.tests.cuda;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.latte.core.Compare;
 import dev.latte.core.Conv2dParams;
 import dev.latte.core.NormAct;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
-import dev.latte.cpu.CpuBackend;
-import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.backend.CudaBackend;
 import dev.latte.cuda.backend.CudaBackend.Precision;
 import dev.latte.cuda.backend.CudaTensor;
@@ -22,8 +19,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Random;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
@@ -36,30 +31,10 @@ import org.junit.jupiter.api.TestFactory;
  * (a double-precision host loop for the causal mask) by PSNR
  * and by a bound on every element, with sentinel bytes around the output.
  */
-class KernelLabTest {
+class KernelLabTest extends CudaVsCpuFixture {
     /** Bytes of sentinel on each side of the output: a stray write changes one. */
     static final int GUARD = 4096;
     static final byte SENTINEL = 0x5A;
-    static CudaContext ctx;
-    static CpuBackend cpu;
-
-    @BeforeAll
-    static void open() {
-        String reason = CudaContext.unavailableReason();
-        assumeTrue(reason == null, reason);
-        ctx = CudaContext.open(0);
-        cpu = new CpuBackend();
-    }
-
-    @AfterAll
-    static void close() {
-        if (cpu != null) {
-            cpu.close();
-        }
-        if (ctx != null) {
-            ctx.close();
-        }
-    }
 
     record Att(int batch, int heads, int d, int sq, int sk, boolean causal) {
         @Override
