@@ -1,6 +1,7 @@
 package dev.latte.bench;
 
 import dev.latte.core.Backend;
+import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
 import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.CudaEvent;
@@ -12,6 +13,7 @@ import dev.latte.graph.Graph;
 import dev.latte.graph.Op;
 import dev.latte.graph.OpSupport;
 import dev.latte.graph.Value;
+import dev.latte.quant.Int8;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -180,11 +182,19 @@ public final class KernelBench {
             List<Tensor> owned = new ArrayList<>();
             try {
                 for (int id : op.inputs()) {
-                    if (id >= 0 && env[id] == null) {
+                    if (id >= 0 && env[id] == null && id != op.int8Scale()) {
                         Value v = g.value(id);
-                        env[id] = backend.upload(v.shape(), RandomWeights.values(id, String.valueOf(v.name()),
-                                v.shape()));
-                        owned.add(env[id]);
+                        float[] values = RandomWeights.values(id, String.valueOf(v.name()), v.shape());
+                        if (id == op.int8Weight()) {
+                            Int8.Rows q = Int8.quantizeRows(values, v.shape().dim(0));
+                            env[id] = backend.uploadInt8(v.shape(), q.q());
+                            owned.add(env[id]);
+                            env[op.int8Scale()] = backend.upload(Shape.of(q.rows()), q.scale());
+                            owned.add(env[op.int8Scale()]);
+                        } else {
+                            env[id] = backend.upload(v.shape(), values);
+                            owned.add(env[id]);
+                        }
                     }
                 }
                 env[op.out()] = backend.allocate(g.value(op.out()).shape());

@@ -3,6 +3,7 @@ package dev.latte.bench;
 import dev.latte.graph.Fusion;
 import dev.latte.graph.Graph;
 import dev.latte.graph.Op;
+import dev.latte.graph.WeightFormat;
 import dev.latte.plan.BuiltinConfigs;
 import dev.latte.unet.UNet2DConditionModel;
 import dev.latte.weights.UNetConfig;
@@ -29,20 +30,31 @@ public final class KernelCases {
 
     /** The fused graph of one UNet step of {@code cfg} for an image of {@code height × width} pixels. */
     public static Graph graph(UNetConfig cfg, String source, int batch, int height, int width, int context) {
+        return graph(cfg, source, batch, height, width, context, WeightFormat.CONFIG);
+    }
+
+    /** The same with the conv and linear weights {@code format} says are int8 run as int8 ops. */
+    public static Graph graph(UNetConfig cfg, String source, int batch, int height, int width, int context,
+                              WeightFormat format) {
         if (height % BuiltinConfigs.VAE_SCALE != 0 || width % BuiltinConfigs.VAE_SCALE != 0) {
             throw new IllegalArgumentException("image size " + height + "x" + width + " is not a multiple of "
                     + BuiltinConfigs.VAE_SCALE);
         }
         return Fusion.fuse(new UNet2DConditionModel(cfg, source).graph(batch, height / BuiltinConfigs.VAE_SCALE,
-                width / BuiltinConfigs.VAE_SCALE, context));
+                width / BuiltinConfigs.VAE_SCALE, context, format));
     }
 
     /** SD1.5's cases at each of {@link #SD15_SIZES}, square images, 77 context tokens. */
     public static List<KernelCase> sd15(int batch, int elementBytes) {
+        return sd15(batch, elementBytes, WeightFormat.CONFIG, "");
+    }
+
+    /** The same with weights in {@code format}; {@code tag} (e.g. " w8a8") ends each case's config label. */
+    public static List<KernelCase> sd15(int batch, int elementBytes, WeightFormat format, String tag) {
         List<KernelCase> all = new ArrayList<>();
         for (int side : SD15_SIZES) {
-            Graph g = graph(BuiltinConfigs.sd15(), "built-in sd15", batch, side, side, 77);
-            all.addAll(fromGraph(g, elementBytes, "sd15 " + side + "x" + side + " batch " + batch));
+            Graph g = graph(BuiltinConfigs.sd15(), "built-in sd15", batch, side, side, 77, format);
+            all.addAll(fromGraph(g, elementBytes, "sd15 " + side + "x" + side + " batch " + batch + tag));
         }
         return all;
     }

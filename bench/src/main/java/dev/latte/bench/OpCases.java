@@ -174,7 +174,8 @@ public final class OpCases {
         return b.in("proj", () -> b.linear(x, out, bias));
     }
 
-    private static WeightFormat int8(Int8Mode mode) {
+    /** Every conv and linear weight int8, run in {@code mode}. */
+    public static WeightFormat int8(Int8Mode mode) {
         return new WeightFormat() {
             public int[] shape(String name) {
                 return null;

@@ -8,10 +8,12 @@ import dev.latte.bench.KernelCase;
 import dev.latte.bench.KernelCases;
 import dev.latte.bench.OpCases;
 import dev.latte.bench.Stats;
+import dev.latte.core.Int8Mode;
 import dev.latte.cpu.CpuBackend;
 import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.backend.CudaBackend;
 import dev.latte.cuda.backend.Tactics;
+import dev.latte.graph.WeightFormat;
 
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -31,7 +33,7 @@ import java.util.Set;
  */
 final class KernelsBench {
     static final Set<String> OPTIONS = Set.of("json", "dtype", "runs", "warmup", "batch", "sizes", "config", "version",
-            "kernels", "backend", "threads", "ops");
+            "kernels", "backend", "threads", "ops", "int8-mode");
     static final Set<String> FLAGS = Set.of("list");
 
     private KernelsBench() {
@@ -55,6 +57,9 @@ final class KernelsBench {
         int runs = a.getInt("runs", 20), warmup = a.getInt("warmup", 5), batch = a.batch();
         if (runs < 20 || warmup < 1 || batch < 1) {
             throw new Args.UsageException("bench kernels: --runs must be >= 20, --warmup >= 1, --batch >= 1");
+        }
+        if (a.get("int8-mode", null) != null) {
+            throw new Args.UsageException("bench kernels: --int8-mode runs on --backend cpu (CUDA has no int8 ops yet)");
         }
         List<KernelCase> cases = cases(a, batch, elementBytes);
         List<Tactics.Family> families = versionFamilies(a.get("version", null));
@@ -235,7 +240,17 @@ final class KernelsBench {
         if (runs < 1 || warmup < 1 || batch < 1 || threads < 1) {
             throw new Args.UsageException("bench kernels: --runs, --warmup, --batch and --threads must be >= 1");
         }
-        List<KernelCase> cases = cases(a, batch, Float.BYTES);
+        String int8 = a.get("int8-mode", null);
+        WeightFormat format = WeightFormat.CONFIG;
+        if (int8 != null) {
+            format = OpCases.int8(switch (int8) {
+                case "w8a16" -> Int8Mode.W8A16;
+                case "w8a8" -> Int8Mode.W8A8;
+                default -> throw new Args.UsageException("bench kernels: --int8-mode must be w8a16 or w8a8, not '"
+                        + int8 + "'");
+            });
+        }
+        List<KernelCase> cases = cases(a, batch, Float.BYTES, format, int8 == null ? "" : " " + int8);
         String ops = a.get("ops", null);
         if (ops != null) {
             Set<String> keep = Set.of(ops.split(","));
@@ -262,6 +277,7 @@ final class KernelsBench {
             root.put("backend", "cpu");
             root.put("dtype", "fp32");
             root.put("threads", threads);
+            root.put("int8_mode", int8 == null ? "none: fp32 weights" : int8);
             root.put("vector_api", backend.vectorised());
             root.put("warmup_runs", warmup);
             root.put("runs", runs);
@@ -332,13 +348,18 @@ final class KernelsBench {
     }
 
     static List<KernelCase> cases(Args a, int batch, int elementBytes) {
+        return cases(a, batch, elementBytes, WeightFormat.CONFIG, "");
+    }
+
+    /** The cases with weights in {@code format} (int8 ops where it says so); {@code tag} ends each config label. */
+    static List<KernelCase> cases(Args a, int batch, int elementBytes, WeightFormat format, String tag) {
         String config = a.get("config", "sd15");
         String sizes = a.get("sizes", null);
         if (config.equals("ci")) {
             return KernelCases.fromOpCases(OpCases.ci(), elementBytes, "ci");
         }
         if (config.equals("sd15") && sizes == null) {
-            return KernelCases.sd15(batch, elementBytes);
+            return KernelCases.sd15(batch, elementBytes, format, tag);
         }
         UnetBench.Config cfg = UnetBench.config(config, "bench kernels");
         List<KernelCase> all = new ArrayList<>();
@@ -352,8 +373,8 @@ final class KernelsBench {
             if (side <= 0 || side % 8 != 0) {
                 throw new Args.UsageException("bench kernels: image side " + side + " is not a positive multiple of 8");
             }
-            all.addAll(KernelCases.fromGraph(KernelCases.graph(cfg.config(), cfg.source(), batch, side, side, 77),
-                    elementBytes, cfg.name() + " " + side + "x" + side + " batch " + batch));
+            all.addAll(KernelCases.fromGraph(KernelCases.graph(cfg.config(), cfg.source(), batch, side, side, 77,
+                    format), elementBytes, cfg.name() + " " + side + "x" + side + " batch " + batch + tag));
         }
         return all;
     }

@@ -58,8 +58,9 @@ public final class Main {
                   TFLOP/s or GB/s and the fraction of the device's peak; --list prints the cases (no GPU);
                   without a GPU exits 2 saying why. --kernels forces kernel versions by name (attention=v1);
                   --version times every version of a family side by side (--list --version: the versions);
-                  --backend cpu [--threads N] [--ops linear,attention,...]: the same cases on the CPU backend
-                  (fp32, host clock, --runs 5 --warmup 1), GFLOP/s per case
+                  --backend cpu [--threads N] [--ops linear,attention,...] [--int8-mode w8a16|w8a8]: the same
+                  cases on the CPU backend (fp32, host clock, --runs 5 --warmup 1), GFLOP/s per case; --int8-mode
+                  makes every conv/linear weight int8 (ops conv2dInt8, linearInt8; GOP/s)
               export-random --config sd15|DIR --out DIR2 [--seed 0] [--dtype fp16|fp32]
                   write the config's seeded random weights (as bench unet --config makes them) as a diffusers folder
               bench sampling --model DIR --context CTX.safetensors [--repeat 3] [--seed 42] [--json FILE]

@@ -48,7 +48,7 @@ public final class CpuBackend implements Backend {
     private final ScratchPool scratch = new ScratchPool();
     private final AtomicLong allocations = new AtomicLong();
     /** The Vector API kernels, or null where the JVM lacks jdk.incubator.vector (then the scalar paths run). */
-    private final FastPaths fast;
+    final FastPaths fast;
 
     public CpuBackend() {
         this(Runtime.getRuntime().availableProcessors());

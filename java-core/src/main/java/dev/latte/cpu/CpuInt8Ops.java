@@ -7,8 +7,10 @@ import dev.latte.core.Tensor;
 import dev.latte.quant.Int8;
 
 /**
- * The CPU reference of the int8 ops ({@link CpuBackend#linearInt8}, {@link CpuBackend#conv2dInt8}).
- * W8A16: the weights are dequantised ({@code q · scale} in fp32, what a GPU kernel does in its
+ * The CPU int8 ops ({@link CpuBackend#linearInt8}, {@link CpuBackend#conv2dInt8}). With the Vector
+ * API they run on the GEMM engine ({@link FastPaths#linearInt8}, {@link FastPaths#convInt8}: the
+ * weight packed once as int8 panels, widened per block; W8A8 summed exactly), otherwise on the
+ * scalar loops below; both compute the same thing. W8A16: the weights are dequantised ({@code q · scale} in fp32, what a GPU kernel does in its
  * main loop) and the fp32 op runs on them. W8A8: each activation row (a token; for a conv, the
  * C·R·S input patch of one output pixel, zero padding included) gets its own scale and is
  * quantised, the s8×s8 products are summed exactly in int32, and the epilogue computes
@@ -25,12 +27,8 @@ final class CpuInt8Ops {
     private CpuInt8Ops() {
     }
 
-    /** acc[r] = a[ao + r·lda ..]·b[bo ..] over n for r < rows: the Vector API's widening products where there are. */
-    private static void dots(CpuBackend be, byte[] a, int ao, int lda, int rows, byte[] b, int bo, int n, int[] acc) {
-        if (be.vectorised()) {
-            FastPaths.dots(a, ao, lda, rows, b, bo, n, acc);
-            return;
-        }
+    /** acc[r] = a[ao + r·lda ..]·b[bo ..] over n for r < rows. */
+    private static void dots(byte[] a, int ao, int lda, int rows, byte[] b, int bo, int n, int[] acc) {
         for (int r = 0; r < rows; r++) {
             acc[r] = Int8.dot(a, ao + r * lda, b, bo, n);
         }
@@ -46,8 +44,16 @@ final class CpuInt8Ops {
         int[] od = xs.dims();
         od[od.length - 1] = outF;
         check(os.equals(Shape.of(od)), what);
-        byte[] q = int8(what, wt);
         float[] scale = be.download(st);
+        if (be.fast != null) {
+            CpuTensor xc = CpuBackend.cpu("linearInt8", xt), oc = CpuBackend.cpu("linearInt8", outt);
+            check(!oc.overlaps(xc), what + " (out aliases x)");
+            oc.dropPack();
+            be.fast.linearInt8(xc, in == 0 ? 0 : xs.size() / in, in, int8Tensor(what, wt), outF, scale,
+                    bt == null ? null : CpuBackend.cpu("linearInt8", bt), mode, oc);
+            return;
+        }
+        byte[] q = int8(what, wt);
         if (mode == Int8Mode.W8A16) {
             be.linear(xt, new CpuTensor(ws, Int8.dequantize(q, scale)), bt, outt);
             return;
@@ -67,7 +73,7 @@ final class CpuInt8Ops {
             for (int j = 0; j < outF; j++) {
                 for (int r = r0; r < r1; r += DOT_ROWS) {
                     int rows = Math.min(DOT_ROWS, r1 - r);
-                    dots(be, xq, (r - r0) * in, in, rows, q, j * in, in, acc);
+                    dots(xq, (r - r0) * in, in, rows, q, j * in, in, acc);
                     for (int i = 0; i < rows; i++) {
                         out[(r + i) * outF + j] = (float) ((double) acc[i] * as[r + i - r0] * scale[j]
                                 + (bias == null ? 0.0 : bias[j]));
@@ -86,16 +92,24 @@ final class CpuInt8Ops {
         check(xs.rank() == 4 && ws.rank() == 4 && ws.dim(1) == xs.dim(1), what);
         int k = ws.dim(0);
         check(st.shape().equals(Shape.of(k)), what);
-        byte[] q = int8(what, wt);
-        float[] scale = be.download(st);
-        if (mode == Int8Mode.W8A16) {
-            be.conv2d(xt, new CpuTensor(ws, Int8.dequantize(q, scale)), bt, p, outt);
-            return;
-        }
         int n = xs.dim(0), c = xs.dim(1), h = xs.dim(2), w = xs.dim(3), r = ws.dim(2), s = ws.dim(3);
         int pOut = p.outHeight(h, r), qOut = p.outWidth(w, s), pixels = pOut * qOut, crs = c * r * s;
         check(pOut > 0 && qOut > 0 && os.equals(Shape.of(n, k, pOut, qOut)), what);
         check(bt == null || bt.shape().equals(Shape.of(k)), what);
+        float[] scale = be.download(st);
+        if (be.fast != null) {
+            CpuTensor xc = CpuBackend.cpu("conv2dInt8", xt), oc = CpuBackend.cpu("conv2dInt8", outt);
+            check(!oc.overlaps(xc), what + " (out aliases x)");
+            oc.dropPack();
+            be.fast.convInt8(xc, int8Tensor(what, wt), scale, bt == null ? null : CpuBackend.cpu("conv2dInt8", bt), p,
+                    mode, oc);
+            return;
+        }
+        byte[] q = int8(what, wt);
+        if (mode == Int8Mode.W8A16) {
+            be.conv2d(xt, new CpuTensor(ws, Int8.dequantize(q, scale)), bt, p, outt);
+            return;
+        }
         float[] x = be.download(xt), out = new float[os.size()];
         float[] bias = bt == null ? null : be.download(bt);
         int blocks = Math.ceilDiv(pixels, ROW_BLOCK);
@@ -123,7 +137,7 @@ final class CpuInt8Ops {
             for (int ki = 0; ki < k; ki++) {
                 for (int px = px0; px < px1; px += DOT_ROWS) {
                     int rows = Math.min(DOT_ROWS, px1 - px);
-                    dots(be, pq, (px - px0) * crs, crs, rows, q, ki * crs, crs, acc);
+                    dots(pq, (px - px0) * crs, crs, rows, q, ki * crs, crs, acc);
                     for (int i = 0; i < rows; i++) {
                         out[(ni * k + ki) * pixels + px + i] = (float) ((double) acc[i] * as[px + i - px0] * scale[ki]
                                 + (bias == null ? 0.0 : bias[ki]));
@@ -140,8 +154,12 @@ final class CpuInt8Ops {
     }
 
     private static byte[] int8(String what, Tensor t) {
+        return int8Tensor(what, t).data();
+    }
+
+    private static CpuInt8Tensor int8Tensor(String what, Tensor t) {
         if (t instanceof CpuInt8Tensor q) {
-            return q.data();
+            return q;
         }
         throw new IllegalArgumentException(what + ": weight " + t + " is not an int8 CPU tensor");
     }

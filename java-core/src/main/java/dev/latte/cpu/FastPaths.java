@@ -1,11 +1,12 @@
 package dev.latte.cpu;
 
 import dev.latte.core.Conv2dParams;
+import dev.latte.core.Int8Mode;
 import dev.latte.core.NormAct;
 import dev.latte.cpu.gemm.ConvGemm;
 import dev.latte.cpu.gemm.FlashAttention;
 import dev.latte.cpu.gemm.Gemm;
-import dev.latte.cpu.gemm.Int8Dot;
+import dev.latte.cpu.gemm.Int8Packed;
 import dev.latte.cpu.gemm.LinearGemm;
 import dev.latte.cpu.gemm.Packed;
 import java.util.function.IntConsumer;
@@ -102,8 +103,59 @@ final class FastPaths implements Gemm.Parallel {
         return pk;
     }
 
-    static void dots(byte[] a, int ao, int lda, int rows, byte[] b, int bo, int n, int[] acc) {
-        Int8Dot.dots(a, ao, lda, rows, b, bo, n, acc);
+    /** linearInt8: x [m, in] → out [m, outF]; {@code scale} per output feature. */
+    void linearInt8(CpuTensor xc, int m, int in, CpuInt8Tensor wq, int outF, float[] scale, CpuTensor bc,
+                    Int8Mode mode, CpuTensor oc) {
+        Int8Packed w = int8Packed(wq, false, outF, in);
+        float[] bias = bc == null ? null : bc.array();
+        int bo = bc == null ? 0 : bc.offset();
+        if (mode == Int8Mode.W8A16) {
+            LinearGemm.runW8A16(this, xc.array(), xc.offset(), m, in, w, scale, bias, bo, oc.array(), oc.offset());
+        } else {
+            LinearGemm.runW8A8(this, xc.array(), xc.offset(), m, in, w, scale, bias, bo, oc.array(), oc.offset());
+        }
+    }
+
+    /** conv2dInt8 on the implicit GEMM; {@code scale} per output channel. */
+    void convInt8(CpuTensor xc, CpuInt8Tensor wq, float[] scale, CpuTensor bc, Conv2dParams p, Int8Mode mode,
+                  CpuTensor oc) {
+        int n = xc.shape().dim(0), c = xc.shape().dim(1), h = xc.shape().dim(2), w = xc.shape().dim(3);
+        int k = wq.shape().dim(0), r = wq.shape().dim(2), s = wq.shape().dim(3);
+        boolean w8a8 = mode == Int8Mode.W8A8;
+        ConvGemm conv = new ConvGemm(n, c, h, w, h, w, k, r, s, p.strideH(), p.strideW(), p.padTop(), p.padLeft(),
+                p.padBottom(), p.padRight(), w8a8);
+        Int8Packed wA = int8Packed(wq, true, k, c * r * s);
+        float[] bias = bc == null ? null : bc.array();
+        int bo = bc == null ? 0 : bc.offset();
+        int gather = conv.gatherFloats();
+        float[] xp = gather == 0 ? null : scratch.take(gather);
+        try {
+            if (w8a8) {
+                conv.runW8A8(this, xc.array(), xc.offset(), wA, scale, bias, bo, oc.array(), oc.offset(), xp);
+            } else {
+                conv.runW8A16(this, xc.array(), xc.offset(), wA, scale, bias, bo, oc.array(), oc.offset(), xp);
+            }
+        } finally {
+            if (xp != null) {
+                scratch.give(xp);
+            }
+        }
+    }
+
+    /** The int8 weight packed as a conv's A operand or a linear's B operand, kept as the tensor's only copy. */
+    private static Int8Packed int8Packed(CpuInt8Tensor wq, boolean convA, int rows, int k) {
+        int width = convA ? Gemm.MR : Gemm.NR;
+        return (Int8Packed) wq.pack(q -> Int8Packed.ofRows(q, rows, k, width),
+                o -> o instanceof Int8Packed pk && pk.rows() == rows && pk.k() == k && pk.width() == width);
+    }
+
+    /** The row-major values of an int8 pack. */
+    static byte[] unpackInt8(Object pack, int length) {
+        byte[] v = ((Int8Packed) pack).unpack();
+        if (v.length != length) {
+            throw new IllegalStateException("a packed int8 weight of " + v.length + " values for a tensor of " + length);
+        }
+        return v;
     }
 
     /** The row-major values a pack was made from. */

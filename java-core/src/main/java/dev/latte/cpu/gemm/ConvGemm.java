@@ -26,6 +26,8 @@ public final class ConvGemm {
 
     /**
      * @param hs ws the source size of x; h w the size the conv sees (larger: a nearest upsample)
+     * @param norm whether x is transformed as it is gathered (GroupNorm, or W8A8's quantisation):
+     *             then a 1×1 conv gathers too rather than reading x in place
      */
     public ConvGemm(int n, int c, int hs, int ws, int h, int w, int k, int r, int s, int sh, int sw, int pt, int pl,
                     int pb, int pr, boolean norm) {
@@ -118,10 +120,26 @@ public final class ConvGemm {
      */
     public void run(Gemm.Parallel par, float[] x, int xo, float[][] norm, boolean silu, Packed wA, float[] bias,
                     int bo, float[] res, int ro, float[] out, int oo, float[] xp) {
-        if (wA.k() != terms || wA.rows() != k || wA.width() != Gemm.MR) {
-            throw new IllegalArgumentException("conv2d: weight packed for " + wA.rows() + "×" + wA.k()
+        check(wA.rows(), wA.k(), wA.width());
+        run(par, x, xo, norm, silu, (Gemm.Panels) wA, bias, bo, res, ro, out, oo, xp);
+    }
+
+    /** W8A16: the fp32 conv on the int8 weight dequantised as it is widened ({@code scale} per output channel). */
+    public void runW8A16(Gemm.Parallel par, float[] x, int xo, Int8Packed wA, float[] scale, float[] bias, int bo,
+                         float[] out, int oo, float[] xp) {
+        check(wA.rows(), wA.k(), wA.width());
+        run(par, x, xo, null, false, wA.panels(scale), bias, bo, null, 0, out, oo, xp);
+    }
+
+    private void check(int rows, int kk, int width) {
+        if (kk != terms || rows != k || width != Gemm.MR) {
+            throw new IllegalArgumentException("conv2d: weight packed for " + rows + "×" + kk
                     + ", the conv needs " + k + "×" + terms);
         }
+    }
+
+    private void run(Gemm.Parallel par, float[] x, int xo, float[][] norm, boolean silu, Gemm.Panels wA,
+                     float[] bias, int bo, float[] res, int ro, float[] out, int oo, float[] xp) {
         float[] src;
         int srcOff;
         if (direct) {
@@ -161,6 +179,89 @@ public final class ConvGemm {
                 }
             }
         });
+    }
+
+    /** Rows of W8A8's A blocks: every B panel (quantised as it is packed, a division per value) is packed once per block. */
+    private static final int W8A8_MC = 128 * Gemm.MR;
+
+    /**
+     * W8A8: the implicit-GEMM row of each output pixel (its C·R·S input patch, zero padding
+     * included) quantised with its own scale max|patch|/127, the int8 products summed exactly in
+     * int32 ({@link Gemm#runExact}), then {@code acc · a_scale · w_scale + bias} in double, rounded
+     * once to fp32: bit for bit the reference. The patches are never built: each output pixel's
+     * scale comes from a running max over the taps' shifted runs of the gathered input, and B
+     * panels are quantised as they are packed. Needs a conv made with {@code norm} true (it gathers).
+     *
+     * @throws IllegalArgumentException if a patch holds NaN or ±Inf
+     */
+    public void runW8A8(Gemm.Parallel par, float[] x, int xo, Int8Packed wA, float[] scale, float[] bias, int bo,
+                        float[] out, int oo, float[] xp) {
+        check(wA.rows(), wA.k(), wA.width());
+        if (direct) {
+            throw new IllegalStateException("conv2dInt8 W8A8 needs the gathered input (make the conv with norm true)");
+        }
+        gather(par, x, xo, null, false, xp);
+        int limit = gatherFloats();
+        // per (image, column): the patch scale, padded to whole B panels (value 1 there: finite, unused)
+        int colsPadded = Math.ceilDiv(cols, Gemm.NR) * Gemm.NR;
+        float[] as = new float[n * colsPadded];
+        double[] asD = new double[n * colsPadded];
+        int chunk = 1024, chunks = Math.ceilDiv(cols, chunk);
+        par.forEach(n * chunks, t -> {
+            int image = t / chunks, j0 = t % chunks * chunk, len = Math.min(chunk, cols - j0);
+            int base = image * perImage, d = image * colsPadded + j0;
+            for (int tap = 0; tap < terms; tap++) {
+                int from = base + off[tap] + j0;
+                Rows.maxAbsInto(xp, from, Math.min(len, limit - from), as, d);
+            }
+            for (int j = 0; j < len; j++) {
+                float max = as[d + j];
+                if (!Float.isFinite(max) && (j0 + j) % wph < qOut) {
+                    throw new IllegalArgumentException("conv2dInt8 W8A8: the input patch of output pixel ("
+                            + (j0 + j) / wph + ", " + (j0 + j) % wph + ") of image " + image
+                            + " holds NaN/Inf and cannot be quantised");
+                }
+                float a = max == 0f || !Float.isFinite(max) ? 1f : max / 127;
+                as[d + j] = a;
+                asD[d + j] = a;
+            }
+        });
+        for (int image = 0; image < n; image++) {
+            java.util.Arrays.fill(as, image * colsPadded + cols, (image + 1) * colsPadded, 1f);
+        }
+        Gemm.Panels b = (image, p0, np, k0, kc, buf, offs) -> {
+            int base = image * perImage;
+            for (int p = 0; p < np; p++) {
+                int j0 = (p0 + p) * Gemm.NR, len = Math.min(Gemm.NR, cols - j0), d = p * kc * Gemm.NR;
+                offs[p] = d;
+                for (int kk = 0; kk < kc; kk++, d += Gemm.NR) {
+                    int from = base + off[k0 + kk] + j0;
+                    Rows.quantizePadded(xp, from, Math.min(len, limit - from), as, image * colsPadded + j0, buf, d,
+                            Gemm.NR);
+                }
+            }
+            return buf;
+        };
+        double[] ws = new double[k], bs = new double[k];
+        for (int ki = 0; ki < k; ki++) {
+            ws[ki] = scale[ki];
+            bs[ki] = bias == null ? 0.0 : bias[bo + ki];
+        }
+        int pq = pOut * qOut;
+        Gemm.runExact(par, n, k, cols, terms, wA.panels(null), b, (image, m0, mc, n0, nc, cb, ldc) -> {
+            for (int i = 0; i < mc; i++) {
+                int ki = m0 + i, plane = (image * k + ki) * pq;
+                for (int j = n0; j < n0 + nc; ) {
+                    int p = j / wph, q = j % wph, run = Math.min(wph - q, n0 + nc - j);
+                    if (q < qOut) {
+                        int len = Math.min(run, qOut - q), o = plane + p * qOut + q;
+                        Rows.storeRescaledColumns(out, oo + o, cb, i * ldc + j - n0, asD, image * colsPadded + j,
+                                ws[ki], bs[ki], len);
+                    }
+                    j += run;
+                }
+            }
+        }, W8A8_MC);
     }
 
     /** xp = the padded, phase-split, upsampled, normalised input. */

@@ -54,12 +54,28 @@ public final class Gemm {
         void store(int image, int m0, int mc, int n0, int nc, float[] c, int ldc);
     }
 
+    /** Where a finished block of an integer C ({@link #runExact}) goes. */
+    public interface IntEpilogue {
+        /** c[i·ldc + j] is C[m0 + i][n0 + j] of {@code image}, for i < mc, j < nc. */
+        void store(int image, int m0, int mc, int n0, int nc, int[] c, int ldc);
+    }
+
     private static final class Scratch {
         float[] a = new float[0], b = new float[0], c = new float[0];
-        final int[] aOffs = new int[MC / MR], bOffs = new int[64];
+        int[] ci = new int[0];
+        final float[] tile = new float[MR * NR];
+        int[] aOffs = new int[MC / MR], bOffs = new int[64];
 
         float[] a(int n) {
             return a.length >= n ? a : (a = new float[n]);
+        }
+
+        int[] ci(int n) {
+            return ci.length >= n ? ci : (ci = new int[n]);
+        }
+
+        int[] aOffs(int n) {
+            return aOffs.length >= n ? aOffs : (aOffs = new int[n]);
         }
 
         float[] b(int n) {
@@ -79,11 +95,31 @@ public final class Gemm {
      * micro-panels) until there are a few blocks per thread.
      */
     public static void run(Parallel par, int images, int m, int n, int k, Panels a, Panels b, Epilogue epi) {
+        run(par, images, m, n, k, a, b, epi, null, MC);
+    }
+
+    /**
+     * C = A·B exactly, for operands holding int8 values as floats: a KC slice sums at most
+     * {@code 256 · 128²} = 2²² in magnitude, below 2²⁴, so every fused multiply-add of it is exact
+     * in fp32; each slice's tile is converted to int32 and summed there, so C is the exact int32
+     * sum whatever K (below 2³¹ / 128²). Blocks are up to {@code mc} rows tall: with
+     * an expensive B (quantised as it is packed) a taller block packs each B panel fewer times.
+     */
+    public static void runExact(Parallel par, int images, int m, int n, int k, Panels a, Panels b, IntEpilogue epi,
+                                int mc) {
+        if ((long) k * 128 * 128 > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("int8 GEMM: K = " + k + " may overflow an int32 sum");
+        }
+        run(par, images, m, n, k, a, b, null, epi, Math.max(MR, mc / MR * MR));
+    }
+
+    private static void run(Parallel par, int images, int m, int n, int k, Panels a, Panels b, Epilogue epi,
+                            IntEpilogue iepi, int mc) {
         if (images == 0 || m == 0 || n == 0) {
             return;
         }
         int mp = Math.ceilDiv(m, MR), np = Math.ceilDiv(n, NR);
-        int mcPanels = Math.min(MC / MR, mp), ncPanels = Math.min(NC / NR, np);
+        int mcPanels = Math.min(mc / MR, mp), ncPanels = Math.min(NC / NR, np);
         int want = 3 * par.threads();
         while ((long) images * Math.ceilDiv(mp, mcPanels) * Math.ceilDiv(np, ncPanels) < want) {
             if (ncPanels > 4) {
@@ -100,7 +136,11 @@ public final class Gemm {
             int image = task / (mBlocks * nBlocks), mb = task / nBlocks % mBlocks, nb = task % nBlocks;
             int p0 = mb * mcp, pm = Math.min(mp, p0 + mcp) - p0;
             int q0 = nb * ncp, pn = Math.min(np, q0 + ncp) - q0;
-            block(image, p0, pm, q0, pn, k, a, b, epi, m, n);
+            if (epi != null) {
+                block(image, p0, pm, q0, pn, k, a, b, epi, m, n);
+            } else {
+                blockExact(image, p0, pm, q0, pn, k, a, b, iepi, m, n);
+            }
         };
         int tasks = images * mBlocks * nBlocks;
         if ((double) images * m * n * k < SERIAL_MULTIPLY_ADDS) {
@@ -118,7 +158,7 @@ public final class Gemm {
         Scratch s = SCRATCH.get();
         int ldc = pn * NR;
         float[] c = s.c(pm * MR * ldc);
-        int[] aOffs = s.aOffs, bOffs = pn <= s.bOffs.length ? s.bOffs : new int[pn];
+        int[] aOffs = s.aOffs(pm), bOffs = pn <= s.bOffs.length ? s.bOffs : new int[pn];
         if (k == 0) {
             java.util.Arrays.fill(c, 0, pm * MR * ldc, 0f);
         }
@@ -130,6 +170,33 @@ public final class Gemm {
             for (int j = 0; j < pn; j++) {
                 for (int i = 0; i < pm; i++) {
                     kernel(ap, aOffs[i], bp, bOffs[j], kc, c, i * MR * ldc + j * NR, ldc, add);
+                }
+            }
+        }
+        int m0 = p0 * MR, n0 = q0 * NR;
+        epi.store(image, m0, Math.min(m, m0 + pm * MR) - m0, n0, Math.min(n, n0 + pn * NR) - n0, c, ldc);
+    }
+
+    /** {@link #block} with each KC slice's tiles summed into an int32 C. */
+    private static void blockExact(int image, int p0, int pm, int q0, int pn, int k, Panels a, Panels b,
+                                   IntEpilogue epi, int m, int n) {
+        Scratch s = SCRATCH.get();
+        int ldc = pn * NR;
+        int[] c = s.ci(pm * MR * ldc);
+        float[] tile = s.tile;
+        int[] aOffs = s.aOffs(pm), bOffs = pn <= s.bOffs.length ? s.bOffs : new int[pn];
+        if (k == 0) {
+            java.util.Arrays.fill(c, 0, pm * MR * ldc, 0);
+        }
+        for (int k0 = 0; k0 < k; k0 += KC) {
+            int kc = Math.min(KC, k - k0);
+            float[] ap = a.panels(image, p0, pm, k0, kc, s.a(pm * kc * MR), aOffs);
+            float[] bp = b.panels(image, q0, pn, k0, kc, s.b(pn * kc * NR), bOffs);
+            boolean add = k0 > 0;
+            for (int j = 0; j < pn; j++) {
+                for (int i = 0; i < pm; i++) {
+                    kernel(ap, aOffs[i], bp, bOffs[j], kc, tile, 0, NR, false);
+                    Rows.tileToInts(tile, c, i * MR * ldc + j * NR, ldc, add);
                 }
             }
         }
