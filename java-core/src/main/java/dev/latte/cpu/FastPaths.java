@@ -13,7 +13,8 @@ import java.util.function.IntConsumer;
 
 /**
  * The ops {@link CpuBackend} runs on the Vector API micro-kernels ({@code dev.latte.cpu.gemm}):
- * conv (all fused forms), linear and attention, in fp32 with fp32 accumulation. Only this class
+ * conv (all fused forms), linear and attention, in fp32 with fp32 accumulation, and the int8
+ * conv and linear (W8A16 the same; W8A8 summed exactly). Only this class
  * touches {@code jdk.incubator.vector} types, so that where the JVM runs without that module the
  * backend still loads and takes its scalar paths. Weights that came from {@code upload} are packed
  * for the kernels on first use and the pack kept on the tensor.

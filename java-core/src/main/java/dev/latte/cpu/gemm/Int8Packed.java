@@ -97,25 +97,31 @@ public final class Int8Packed {
         if (scale != null && scale.length != rows) {
             throw new IllegalArgumentException("int8 weight of " + rows + " rows given " + scale.length + " scales");
         }
-        float[] padded = scale == null ? null : java.util.Arrays.copyOf(scale, Math.ceilDiv(rows, width) * width);
+        // per panel, the scales of its rows repeated over a whole number of vectors (lcm(W, L) floats)
+        int period = width / gcd(width, Gemm.L) * Gemm.L, panels = Math.ceilDiv(rows, width);
+        float[] pattern = scale == null ? null : new float[panels * period];
+        for (int p = 0; pattern != null && p < panels; p++) {
+            for (int t = 0; t < period; t++) {
+                int r = p * width + t % width;
+                pattern[p * period + t] = r < rows ? scale[r] : 0f;
+            }
+        }
         return (image, p0, np, k0, kc, buf, offs) -> {
             for (int i = 0; i < np; i++) {
                 int from = (p0 + i) * k * width + k0 * width, to = i * kc * width;
                 offs[i] = to;
-                if (padded == null) {
+                if (pattern == null) {
                     widen(data, from, kc * width, buf, to);
-                } else if (width == Gemm.NR) {
-                    widenScaled(data, from, kc, padded, (p0 + i) * width, buf, to);
                 } else {
-                    for (int kk = 0; kk < kc; kk++) {
-                        for (int j = 0; j < width; j++) {
-                            buf[to + kk * width + j] = data[from + kk * width + j] * padded[(p0 + i) * width + j];
-                        }
-                    }
+                    widenScaled(data, from, kc * width, pattern, (p0 + i) * period, period, buf, to);
                 }
             }
             return buf;
         };
+    }
+
+    private static int gcd(int a, int b) {
+        return b == 0 ? a : gcd(b, a % b);
     }
 
     private static void widen(byte[] src, int s, int len, float[] dst, int d) {
@@ -129,14 +135,21 @@ public final class Int8Packed {
         }
     }
 
-    /** NR-wide rows: dst[kk][j] = src[kk][j] · scale[s0 + j]. */
-    private static void widenScaled(byte[] src, int s, int kc, float[] scale, int s0, float[] dst, int d) {
-        FloatVector s0v = FloatVector.fromArray(S, scale, s0), s1v = FloatVector.fromArray(S, scale, s0 + Gemm.L);
-        for (int kk = 0; kk < kc; kk++, s += Gemm.NR, d += Gemm.NR) {
-            ((FloatVector) ByteVector.fromArray(BS, src, s).convertShape(VectorOperators.B2F, S, 0)).mul(s0v)
-                    .intoArray(dst, d);
-            ((FloatVector) ByteVector.fromArray(BS, src, s + Gemm.L).convertShape(VectorOperators.B2F, S, 0))
-                    .mul(s1v).intoArray(dst, d + Gemm.L);
+    /**
+     * dst[d+j] = src[s+j] · pattern[po + j mod period] for j < len: a run of whole panel rows
+     * (it starts at a row's first value), each value times its row's scale.
+     */
+    private static void widenScaled(byte[] src, int s, int len, float[] pattern, int po, int period, float[] dst,
+                                    int d) {
+        int j = 0;
+        for (; j <= len - period; j += period) {
+            for (int v = 0; v < period; v += Gemm.L) {
+                ((FloatVector) ByteVector.fromArray(BS, src, s + j + v).convertShape(VectorOperators.B2F, S, 0))
+                        .mul(FloatVector.fromArray(S, pattern, po + v)).intoArray(dst, d + j + v);
+            }
+        }
+        for (; j < len; j++) {
+            dst[d + j] = src[s + j] * pattern[po + j % period];
         }
     }
 }
