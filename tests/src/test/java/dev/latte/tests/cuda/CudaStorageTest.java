@@ -1,6 +1,5 @@
 package dev.latte.tests.cuda;
 
-import dev.latte.cli.Backends;
 import dev.latte.core.Backend;
 import dev.latte.core.Shape;
 import dev.latte.core.StorageType;
@@ -8,10 +7,8 @@ import dev.latte.core.Tensor;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Storage per tensor on the fp16 CUDA backend: a tensor stored as fp32 keeps token ids fp16 would
@@ -19,18 +16,9 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * tensor of another float type by name instead of misreading its bytes.
  */
 class CudaStorageTest {
-    static Backend fp16() {
-        try {
-            return Backends.open("cuda", "fp16", 1);
-        } catch (Backends.Unavailable e) {
-            assumeTrue(false, e.getMessage());
-            return null;
-        }
-    }
-
     @Test
     void fp32TensorsKeepIdsFp16WouldRound() {
-        try (Backend b = fp16()) {
+        try (Backend b = CudaAliasTest.open("fp16")) {
             float[] ids = {49407, 2049, 0, 4097};
             Tensor t = b.upload(Shape.of(1, 4), ids, StorageType.F32);
             assertArrayEquals(ids, b.download(t));
@@ -52,7 +40,7 @@ class CudaStorageTest {
 
     @Test
     void anOpRefusesATensorOfAnotherFloatType() {
-        try (Backend b = fp16()) {
+        try (Backend b = CudaAliasTest.open("fp16")) {
             Tensor x = b.upload(Shape.of(2, 4), new float[8], StorageType.F32);
             Tensor out = b.allocate(Shape.of(2, 4));
             var e = assertThrows(IllegalArgumentException.class, () -> b.silu(x, out));
