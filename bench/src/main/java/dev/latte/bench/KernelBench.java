@@ -146,7 +146,7 @@ public final class KernelBench {
                         Value v = g.value(id);
                         float[] values = RandomWeights.values(id, String.valueOf(v.name()), v.shape());
                         for (Tensor[] env : envs) {
-                            env[id] = backend.upload(v.shape(), values);
+                            env[id] = backend.upload(v.shape(), values, v.storage());
                             owned.add(env[id]);
                         }
                     }
@@ -192,7 +192,7 @@ public final class KernelBench {
                             env[op.int8Scale()] = backend.upload(Shape.of(q.rows()), q.scale());
                             owned.add(env[op.int8Scale()]);
                         } else {
-                            env[id] = backend.upload(v.shape(), values);
+                            env[id] = backend.upload(v.shape(), values, v.storage());
                             owned.add(env[id]);
                         }
                     }
