@@ -40,8 +40,8 @@ public final class Tactics {
         /** Whether ops of kind {@code opKind} ({@code Op.kind()}) run on this family's kernels. */
         public boolean runs(String opKind) {
             return switch (this) {
-                case ATTENTION -> opKind.equals("attention");
-                case LINEAR -> opKind.equals("linear");
+                case ATTENTION -> opKind.equals("attention") || opKind.equals("attentionQkv");
+                case LINEAR -> opKind.startsWith("linear") && !opKind.contains("Int8");
                 case CONV -> opKind.startsWith("conv2d") && !opKind.contains("Int8");
             };
         }
