@@ -69,9 +69,10 @@ final class ConvLauncher {
                 int groups = norm.groups();
                 check(groups > 0 && c % groups == 0 && norm.gamma().shape().equals(Shape.of(c))
                         && norm.beta().shape().equals(Shape.of(c)), what);
-                long statsBytes = (8L * n * groups + 15) / 16 * 16;
+                long groupLen = (long) (c / groups) * h * w;
+                long statsBytes = NormLauncher.statsBytes(n, groups, groupLen);
                 long base = l.scratch(statsBytes + 8L * n * c);  // sized first: the statistics pass reuses it
-                long stats = norms.groupNormStats(x, n, groups, (long) (c / groups) * h * w, norm.eps());
+                long stats = norms.groupNormStats(x, n, groups, groupLen, norm.eps());
                 check(stats == base, what);
                 ss = base + statsBytes;
                 v2.scaleShift(stats, l.cuda(what, norm.gamma()).ptr(), l.cuda(what, norm.beta()).ptr(), ss, n, c, groups);

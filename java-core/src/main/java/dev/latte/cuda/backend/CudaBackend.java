@@ -196,10 +196,15 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         long bytes = 0;
         for (Op op : graph.ops()) {
             switch (op) {
-                case Op.Conv2dFused c when c.normGamma() >= 0 ->
-                        bytes = Math.max(bytes, NormLauncher.statsBytes(graph.value(c.x()).shape().dim(0), c.groups()));
-                case Op.GroupNorm g ->
-                        bytes = Math.max(bytes, NormLauncher.statsBytes(graph.value(g.x()).shape().dim(0), g.groups()));
+                case Op.Conv2dFused c when c.normGamma() >= 0 -> {
+                    Shape x = graph.value(c.x()).shape();  // conv v2 keeps per-(n, c) scale/shift after the statistics
+                    bytes = Math.max(bytes, NormLauncher.statsBytes(x.dim(0), c.groups(), groupLen(x, c.groups()))
+                            + 8L * x.dim(0) * x.dim(1));
+                }
+                case Op.GroupNorm g -> {
+                    Shape x = graph.value(g.x()).shape();
+                    bytes = Math.max(bytes, NormLauncher.statsBytes(x.dim(0), g.groups(), groupLen(x, g.groups())));
+                }
                 case Op.LinearGeglu l when tactics.linear(precision, lib.computeCapability(),
                         graph.value(l.w()).shape().dim(1), true) != Tactics.LINEAR_V2 -> {
                     long rows = Launch.leading(graph.value(l.x()).shape());
@@ -223,6 +228,10 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
             }
         }
         launch.scratch(bytes);
+    }
+
+    private static long groupLen(Shape x, int groups) {
+        return x.dim(0) == 0 || groups <= 0 ? 0 : x.numel() / x.dim(0) / groups;
     }
 
     public Precision precision() {
