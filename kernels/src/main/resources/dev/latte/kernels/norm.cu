@@ -80,17 +80,9 @@ extern "C" __global__ void groupnorm_merge(const double2* partial, float* stats,
                                            float eps) {
     const int g = blockIdx.x * blockDim.x + threadIdx.x;
     if (g >= groups) return;
-    double count = 0, mean = 0, m2 = 0;
-    for (int p = 0; p < parts; p++) {
-        const double2 b = partial[(long long)g * parts + p];
-        const double nb = (double)((int)((long long)len * (p + 1) / parts) - (int)((long long)len * p / parts));
-        const double n = count + nb, d = b.x - mean;
-        mean += d * (nb / n);
-        m2 += b.y + d * d * (count * nb / n);
-        count = n;
-    }
-    stats[2 * g] = (float)mean;
-    stats[2 * g + 1] = (float)(1.0 / sqrt(m2 / len + (double)eps));
+    const float2 r = groupnorm_merge_parts(partial, g, len, parts, eps);
+    stats[2 * g] = r.x;
+    stats[2 * g + 1] = r.y;
 }
 
 // out = (x − mean)·(γ·rstd) + β, then SiLU if asked; x, out [N, C, hw]; out may be x.

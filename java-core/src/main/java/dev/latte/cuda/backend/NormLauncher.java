@@ -55,12 +55,23 @@ final class NormLauncher {
                     new KernelArgs().ptr(x.ptr()).ptr(stats).i32((int) groupLen).f32(eps));
             return stats;
         }
-        long partial = stats + statsBytes(n, groups, 0);
-        l.kernel(FILE, "groupnorm_partials").launch(total, parts, 1, THREADS, 1, 1, 0,
-                new KernelArgs().ptr(x.ptr()).ptr(partial).i32((int) groupLen).i32(parts));
+        long partial = partials(x, n, groups, groupLen);
         l.library().kernel(FILE, "groupnorm_merge").launch((total + 255) / 256, 1, 1, 256, 1, 1, 0,
                 new KernelArgs().ptr(partial).ptr(stats).i32(total).i32((int) groupLen).i32(parts).f32(eps));
         return stats;
+    }
+
+    /**
+     * For a group split in {@link #parts} &gt; 1: queues only the partial {mean, M2} per part, after
+     * the statistics' place in scratch, and returns their pointer; a consumer merges them itself
+     * (conv v2's scale/shift pass).
+     */
+    long partials(CudaTensor x, int n, int groups, long groupLen) {
+        check(groupLen < Integer.MAX_VALUE && parts(groupLen) > 1, "groupNorm: partials of a group of " + groupLen);
+        long partial = l.scratch(statsBytes(n, groups, groupLen)) + statsBytes(n, groups, 0);
+        l.kernel(FILE, "groupnorm_partials").launch(n * groups, parts(groupLen), 1, THREADS, 1, 1, 0,
+                new KernelArgs().ptr(x.ptr()).ptr(partial).i32((int) groupLen).i32(parts(groupLen)));
+        return partial;
     }
 
     /** Statistics, then one elementwise pass normalising (and SiLU); out may be x. */
