@@ -259,10 +259,8 @@ public sealed interface Op {
         public int[] inputs() { return new int[] {x, w, bias}; }
         public void run(Backend b, Tensor[] e) { b.linearGeglu(e[x], e[w], opt(e, bias), e[out]); }
         public void check(Graph g) { OpChecks.linearGeglu(tensor(g, x), tensor(g, w), tensor(g, bias), tensor(g, out)); }
-        /** The projection's multiply-adds; the GELU and product count one per output. */
-        public long flops(Graph g) {
-            return 2L * shape(g, out).numel() * 2 * shape(g, w).dim(1) + shape(g, out).numel();
-        }
+        /** The [..., 2F] projection's, as the unfused linear counts them (the GELU and product are not, as a fused conv's norm is not). */
+        public long flops(Graph g) { return 2L * shape(g, out).numel() * 2 * shape(g, w).dim(1); }
         public boolean computeBound() { return true; }
         public String describe(Graph g) {
             return "x " + shape(g, x) + " w " + shape(g, w) + (bias >= 0 ? " bias" : "") + " +geglu -> " + shape(g, out);

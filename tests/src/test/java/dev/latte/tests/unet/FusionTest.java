@@ -64,6 +64,9 @@ class FusionTest {
             assertEquals(plain.ops().stream().filter(o -> o instanceof Op.Add).count() - 3 * blocks - resnets
                     - transformers, fused.ops().stream().filter(o -> o instanceof Op.Add).count());
             assertTrue(fused.ops().size() < plain.ops().size());
+            // the matrix work DeepCache's MAC counts (and the roofline) see is fusion's invariant
+            assertEquals(plain.ops().stream().filter(Op::computeBound).mapToLong(o -> o.flops(plain)).sum(),
+                    fused.ops().stream().filter(Op::computeBound).mapToLong(o -> o.flops(fused)).sum());
             for (Op op : fused.ops()) {
                 op.check(fused);
             }
