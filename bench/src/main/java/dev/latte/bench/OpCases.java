@@ -92,6 +92,20 @@ public final class OpCases {
         cs.add(one("linear context 96→40 77 tokens", b -> lin(b, b.input("x", Shape.of(2, 77, 96)), 40, false)));
         cs.add(one("linear GEGLU proj 40→320 50 tokens", b -> lin(b, b.input("x", Shape.of(1, 50, 40)), 320, true)));
         cs.add(one("linear time 40→160", b -> lin(b, b.input("x", Shape.of(2, 40)), 160, true)));
+        // the transformer's fused linears: out-projection / feed-forward + residual, GEGLU projection
+        OpCase residual = one("linearResidual 72→40 77 tokens +bias", b -> {
+            Value res = b.input("res", Shape.of(2, 77, 40));
+            return b.add(lin(b, b.input("x", Shape.of(2, 77, 72)), 40, true), res);
+        });
+        cs.add(residual);
+        cs.add(residual.inPlace(residual.graph().inputs().get("res").id()));
+        cs.add(one("linearResidual 100→24 50 tokens", b -> {
+            Value res = b.input("res", Shape.of(1, 50, 24));
+            return b.add(res, lin(b, b.input("x", Shape.of(1, 50, 100)), 24, false));
+        }));
+        cs.add(one("linearGeglu 40→2x72 50 tokens +bias", b ->
+                b.geglu(lin(b, b.input("x", Shape.of(2, 50, 40)), 144, true))));
+        cs.add(one("linearGeglu 36→2x20 9 tokens", b -> b.geglu(lin(b, b.input("x", Shape.of(1, 9, 36)), 40, false))));
         // attention: SD's head dims 40/80/160 and 64, self and 77-key cross, and the generic path
         cs.add(attention("attention self h2 d40 s70", 2, 40, 70, 70));
         cs.add(attention("attention cross h2 d40 s70 k77", 2, 40, 70, 77));
@@ -99,6 +113,10 @@ public final class OpCases {
         cs.add(attention("attention self h2 d80 s33", 2, 80, 33, 33));
         cs.add(attention("attention cross h1 d160 s20 k77", 1, 160, 20, 77));
         cs.add(attention("attention generic h3 d48 s30 k33", 3, 48, 30, 33));
+        // self-attention as fused: one q/k/v GEMM into [3, B, S, C], the attention reading its parts
+        cs.addAll(selfAttention("selfAttention h2 d40 s70", 2, 40, 80, 70, false, false));
+        cs.addAll(selfAttention("selfAttention bias causal h2 d32 s77 in 48", 2, 32, 48, 77, true, true));
+        cs.addAll(selfAttention("selfAttention h3 d12 s9 in 20", 3, 12, 20, 9, false, false));
         // the text encoder: causal self-attention (CLIP's 77 tokens), token + position embedding, quick-GELU
         cs.add(one("attention causal h2 d40 s77", b -> {
             Value q = b.input("q", Shape.of(2, 77, 80));
@@ -157,6 +175,23 @@ public final class OpCases {
             }
         }
         return all;
+    }
+
+    /** x [2, S, in] → q, k, v linears → attention, fused: one case per op of the fused graph (linearQkv, attentionQkv). */
+    private static List<OpCase> selfAttention(String name, int heads, int headDim, int in, int tokens, boolean bias,
+                                              boolean causal) {
+        GraphBuilder b = new GraphBuilder();
+        Value x = b.input("x", Shape.of(2, tokens, in));
+        int c = heads * headDim;
+        Value q = b.in("to_q", () -> b.linear(x, c, bias)), k = b.in("to_k", () -> b.linear(x, c, bias)),
+                v = b.in("to_v", () -> b.linear(x, c, bias));
+        b.output("out", b.attention(q, k, v, heads, causal));
+        Graph g = Fusion.fuse(b.build());
+        if (g.ops().size() != 2 || !(g.ops().get(0) instanceof Op.LinearQkv)
+                || !(g.ops().get(1) instanceof Op.AttentionQkv)) {
+            throw new IllegalStateException(name + ": fused to " + g.ops() + ", not linearQkv and attentionQkv");
+        }
+        return g.ops().stream().map(op -> new OpCase(name + " " + op.kind(), g, op, -1)).toList();
     }
 
     private static OpCase attention(String name, int heads, int headDim, int queries, int keys) {

@@ -173,6 +173,67 @@ public interface Backend extends AutoCloseable {
     void linear(Tensor x, Tensor w, Tensor bias, Tensor out);
 
     /**
+     * out = x·wᵀ + bias + residual, shapes as {@link #linear}, residual out's shape; <b>out may be
+     * residual</b> (the planner runs it in place over a residual that dies here). This default
+     * composes the unfused ops through a temporary, so it allocates; a backend that runs from a
+     * plan's arena with no allocation inside a step overrides it.
+     */
+    default void linearResidual(Tensor x, Tensor w, Tensor bias, Tensor residual, Tensor out) {
+        OpChecks.linearResidual(x, w, bias, residual, out);
+        Tensor y = allocate(out.shape());
+        try {
+            linear(x, w, bias, y);
+            add(residual, y, out);
+        } finally {
+            release(y);
+        }
+    }
+
+    /**
+     * out [..., F] = geglu(x·wᵀ + bias) with w [2F, in] (value rows, then gate rows), bias [2F] or
+     * null: diffusers' GEGLU without its [..., 2F] projection stored. This default composes the
+     * unfused ops through a temporary.
+     */
+    default void linearGeglu(Tensor x, Tensor w, Tensor bias, Tensor out) {
+        OpChecks.linearGeglu(x, w, bias, out);
+        int[] pd = x.shape().dims();
+        pd[pd.length - 1] = w.shape().dim(0);
+        Tensor y = allocate(Shape.of(pd));
+        try {
+            linear(x, w, bias, y);
+            geglu(y, out);
+        } finally {
+            release(y);
+        }
+    }
+
+    /**
+     * Sub-tensor {@code index} of {@code t} along its first dimension ({@code t [n, ...]} →
+     * {@code [...]}), sharing t's storage: valid while t is, never released itself.
+     */
+    default Tensor part(Tensor t, int index) {
+        throw new UnsupportedOperationException(name() + " backend: sub-tensors (part) are not supported");
+    }
+
+    /**
+     * A self-attention's q, k and v projections in one op: out [3, ..., C] = the three linears
+     * one after the other, each weight [C, in], biases all or none. This default runs the three
+     * linears into out's parts; a backend with one GEMM over the three weights overrides it.
+     */
+    default void linearQkv(Tensor x, Tensor wq, Tensor wk, Tensor wv, Tensor bq, Tensor bk, Tensor bv, Tensor out) {
+        OpChecks.linearQkv(x, wq, wk, wv, bq, bk, bv, out);
+        linear(x, wq, bq, part(out, 0));
+        linear(x, wk, bk, part(out, 1));
+        linear(x, wv, bv, part(out, 2));
+    }
+
+    /** {@link #attention} over the q, k and v parts of qkv [3, B, S, C] ({@link #linearQkv}'s output). */
+    default void attentionQkv(Tensor qkv, int heads, float scale, boolean causal, Tensor out) {
+        OpChecks.attentionQkv(qkv, heads, out);
+        attention(part(qkv, 0), part(qkv, 1), part(qkv, 2), heads, scale, causal, out);
+    }
+
+    /**
      * Multi-head scaled dot-product attention: q [B,Sq,H·D], k and v [B,Sk,H·D], out [B,Sq,H·D];
      * head h uses channels [h·D, (h+1)·D).
      */
@@ -243,7 +304,8 @@ public interface Backend extends AutoCloseable {
 
     /** Whether this backend runs {@code op}: {@code "linearInt8"}, {@code "conv2dInt8"}; float ops always. */
     default boolean supports(String op) {
-        return !op.endsWith("Int8") && !op.equals("attentionCausal") && !op.equals("embedding")
+        return !op.endsWith("Int8") && !op.equals("attentionCausal") && !op.equals("attentionQkvCausal")
+                && !op.equals("embedding")
                 && !op.equals("quick_gelu");
     }
 

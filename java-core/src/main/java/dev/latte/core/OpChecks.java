@@ -70,6 +70,59 @@ public final class OpChecks {
         return what;
     }
 
+    /** linearResidual: linear's shapes, residual out's shape. */
+    public static String linearResidual(Tensor x, Tensor w, Tensor bias, Tensor residual, Tensor out) {
+        String what = linear(x, w, bias, out) + ", residual " + (residual == null ? "none" : residual.shape());
+        check(residual != null && residual.shape().equals(out.shape()), what);
+        return what;
+    }
+
+    /** linearGeglu: x [..., in], w [2F, in], bias [2F] or null, out [..., F]. */
+    public static String linearGeglu(Tensor x, Tensor w, Tensor bias, Tensor out) {
+        Shape xs = x.shape(), ws = w.shape(), os = out.shape();
+        String what = "linearGeglu: x " + xs + ", w " + ws + ", bias " + (bias == null ? "none" : bias.shape())
+                + ", out " + os;
+        check(xs.rank() >= 1 && ws.rank() == 2 && xs.dim(-1) == ws.dim(1) && ws.dim(0) % 2 == 0, what);
+        int[] od = xs.dims();
+        od[od.length - 1] = ws.dim(0) / 2;
+        check(os.equals(Shape.of(od)) && (bias == null || bias.shape().equals(Shape.of(ws.dim(0)))), what);
+        return what;
+    }
+
+    /**
+     * linearQkv: x [..., in], three weights [C, in], biases [C] all or none, out [3, ..., C]
+     * (the q, k and v projections one after the other).
+     */
+    public static String linearQkv(Tensor x, Tensor wq, Tensor wk, Tensor wv, Tensor bq, Tensor bk, Tensor bv,
+                                   Tensor out) {
+        Shape xs = x.shape(), ws = wq.shape(), os = out.shape();
+        String what = "linearQkv: x " + xs + ", w " + ws + " " + wk.shape() + " " + wv.shape() + ", bias "
+                + (bq == null ? "none" : bq.shape()) + ", out " + os;
+        check(xs.rank() >= 1 && ws.rank() == 2 && xs.dim(-1) == ws.dim(1) && wk.shape().equals(ws)
+                && wv.shape().equals(ws), what);
+        boolean biased = bq != null;
+        check((bk != null) == biased && (bv != null) == biased, what + " (biases all or none)");
+        Shape b = Shape.of(ws.dim(0));
+        check(!biased || (bq.shape().equals(b) && bk.shape().equals(b) && bv.shape().equals(b)), what);
+        int[] od = new int[xs.rank() + 1];
+        od[0] = 3;
+        for (int i = 0; i < xs.rank(); i++) {
+            od[i + 1] = xs.dim(i);
+        }
+        od[od.length - 1] = ws.dim(0);
+        check(os.equals(Shape.of(od)), what);
+        return what;
+    }
+
+    /** attentionQkv: qkv [3, B, S, C] (q, k, v blocks), C a multiple of heads > 0, out [B, S, C]. */
+    public static String attentionQkv(Tensor qkv, int heads, Tensor out) {
+        Shape s = qkv.shape(), os = out.shape();
+        String what = "attentionQkv: qkv " + s + ", heads " + heads + ", out " + os;
+        check(s.rank() == 4 && s.dim(0) == 3 && os.equals(Shape.of(s.dim(1), s.dim(2), s.dim(3))), what);
+        check(heads > 0 && s.dim(3) % heads == 0, what);
+        return what;
+    }
+
     /**
      * attention: q [B, Sq, C], k and v [B, Sk, C] with C a multiple of heads > 0, out q's shape,
      * and at least one key unless there are no queries.

@@ -451,6 +451,64 @@ public final class CpuBackend implements Backend {
         }
     }
 
+    /**
+     * x·wᵀ + bias + residual with the residual added as each output row is stored (the Vector API
+     * path): out = residual + (x·wᵀ + bias), the float sum {@code add(residual, linear, out)}
+     * rounds to. Out may be residual; no backend tensor is allocated.
+     */
+    @Override
+    public void linearResidual(Tensor xt, Tensor wt, Tensor bt, Tensor rt, Tensor outt) {
+        String what = OpChecks.linearResidual(xt, wt, bt, rt, outt);
+        CpuTensor xc = cpu("linearResidual", xt), wc = cpu("linearResidual", wt), rc = cpu("linearResidual", rt);
+        CpuTensor oc = out("linearResidual", outt);
+        check(!oc.overlaps(xc), what + " (out aliases x)");
+        check(!oc.overlaps(rc) || (oc.array() == rc.array() && oc.offset() == rc.offset()),
+                what + " (out partly overlaps the residual)");
+        if (fast != null) {
+            CpuTensor bc = bt == null ? null : cpu("linearResidual", bt);
+            fast.linear(xc, leading(xt.shape()), wt.shape().dim(1), wc, wt.shape().dim(0), bc, rc, oc);
+            return;
+        }
+        withScratch(outt.shape(), y -> {
+            linear(xt, wt, bt, y);
+            add(rt, y, outt);
+        });
+    }
+
+    /** The [..., 2F] projection into per-call scratch, then the GEGLU: no backend tensor is allocated. */
+    @Override
+    public void linearGeglu(Tensor xt, Tensor wt, Tensor bt, Tensor outt) {
+        OpChecks.linearGeglu(xt, wt, bt, outt);
+        int[] pd = xt.shape().dims();
+        pd[pd.length - 1] = wt.shape().dim(0);
+        withScratch(Shape.of(pd), y -> {
+            linear(xt, wt, bt, y);
+            geglu(y, outt);
+        });
+    }
+
+    @Override
+    public Tensor part(Tensor t, int index) {
+        CpuTensor c = cpu("part", t);
+        Shape s = c.shape();
+        check(s.rank() >= 2 && index >= 0 && index < s.dim(0), "part " + index + " of " + s);
+        Shape p = Shape.of(Arrays.copyOfRange(s.dims(), 1, s.rank()));
+        float[] a = c.array();
+        return new CpuTensor(new CpuTensor(Shape.of(a.length), a), c.offset() + index * p.size(), p);
+    }
+
+    /** Runs {@code body} on a tensor of {@code shape} over a scratch buffer (not a backend allocation). */
+    private void withScratch(Shape shape, java.util.function.Consumer<Tensor> body) {
+        long n = shape.numel();
+        check(n <= Integer.MAX_VALUE - 8, "scratch of " + shape + " exceeds one array");
+        float[] buf = scratch.take((int) n);
+        try {
+            body.accept(new CpuTensor(new CpuTensor(Shape.of(buf.length), buf), 0, shape));
+        } finally {
+            scratch.give(buf);
+        }
+    }
+
     private void linearTransposed(float[] x, int xo, float[] wT, float[] bias, int bo, float[] out, int oo, int m,
                                   int in, int outF) {
         int[] weightRows = new int[in];

@@ -70,8 +70,14 @@ final class FastPaths implements Gemm.Parallel {
     }
 
     void linear(CpuTensor xc, int m, int in, CpuTensor wc, int outF, CpuTensor bc, CpuTensor oc) {
+        linear(xc, m, in, wc, outF, bc, null, oc);
+    }
+
+    /** rc (nullable, may be oc): a residual added as each output row is stored. */
+    void linear(CpuTensor xc, int m, int in, CpuTensor wc, int outF, CpuTensor bc, CpuTensor rc, CpuTensor oc) {
         LinearGemm.run(this, xc.array(), xc.offset(), m, in, packed(wc, false, outF, in),
-                bc == null ? null : bc.array(), bc == null ? 0 : bc.offset(), oc.array(), oc.offset());
+                bc == null ? null : bc.array(), bc == null ? 0 : bc.offset(), rc == null ? null : rc.array(),
+                rc == null ? 0 : rc.offset(), oc.array(), oc.offset());
     }
 
     void attention(CpuTensor qc, CpuTensor kc, CpuTensor vc, int b, int heads, int sq, int sk, int d, float scale,

@@ -241,6 +241,83 @@ public sealed interface Op {
         }
     }
 
+    /**
+     * x·wᵀ + bias + residual: the residual add in the linear's epilogue (a transformer's
+     * out-projection + its input, the feed-forward's second linear + its input), made by
+     * {@link Fusion} from the linear and the add it replaces. out may be residual.
+     */
+    record LinearResidual(String name, int x, int w, int bias, int residual, int out) implements Op {
+        public int[] inputs() { return new int[] {x, w, bias, residual}; }
+        public void run(Backend b, Tensor[] e) { b.linearResidual(e[x], e[w], opt(e, bias), e[residual], e[out]); }
+        public void check(Graph g) {
+            OpChecks.linearResidual(tensor(g, x), tensor(g, w), tensor(g, bias), tensor(g, residual), tensor(g, out));
+        }
+        public int[] inPlaceInputs() { return residual != x ? new int[] {residual} : new int[0]; }
+        public long flops(Graph g) { return 2L * shape(g, out).numel() * shape(g, w).dim(1); }
+        public boolean computeBound() { return true; }
+        public String describe(Graph g) {
+            return "x " + shape(g, x) + " w " + shape(g, w) + (bias >= 0 ? " bias" : "") + " +residual -> "
+                    + shape(g, out);
+        }
+    }
+
+    /**
+     * geglu(x·wᵀ + bias): diffusers' GEGLU (w [2F, in], value rows then gate rows) with the
+     * [..., 2F] projection never stored, made by {@link Fusion} from the linear and the GEGLU.
+     */
+    record LinearGeglu(String name, int x, int w, int bias, int out) implements Op {
+        public int[] inputs() { return new int[] {x, w, bias}; }
+        public void run(Backend b, Tensor[] e) { b.linearGeglu(e[x], e[w], opt(e, bias), e[out]); }
+        public void check(Graph g) { OpChecks.linearGeglu(tensor(g, x), tensor(g, w), tensor(g, bias), tensor(g, out)); }
+        /** The [..., 2F] projection's, as the unfused linear counts them (the GELU and product are not, as a fused conv's norm is not). */
+        public long flops(Graph g) { return 2L * shape(g, out).numel() * 2 * shape(g, w).dim(1); }
+        public boolean computeBound() { return true; }
+        public String describe(Graph g) {
+            return "x " + shape(g, x) + " w " + shape(g, w) + (bias >= 0 ? " bias" : "") + " +geglu -> " + shape(g, out);
+        }
+    }
+
+    /**
+     * A self-attention's three projections as one GEMM: out [3, ..., C] holds x·w_qᵀ + b_q, then
+     * the k and v projections, each a contiguous [..., C] block, so {@link AttentionQkv} reads them
+     * in place. The weights stay the checkpoint's three tensors (LoRA merges into them as before);
+     * the GEMM reads each output column's weight row from the one it belongs to. Biases are all
+     * present or all absent (-1). Made by {@link Fusion} from the three linears.
+     */
+    record LinearQkv(String name, int x, int wq, int wk, int wv, int bq, int bk, int bv, int out) implements Op {
+        public int[] inputs() { return new int[] {x, wq, wk, wv, bq, bk, bv}; }
+        public void run(Backend b, Tensor[] e) {
+            b.linearQkv(e[x], e[wq], e[wk], e[wv], opt(e, bq), opt(e, bk), opt(e, bv), e[out]);
+        }
+        public void check(Graph g) {
+            OpChecks.linearQkv(tensor(g, x), tensor(g, wq), tensor(g, wk), tensor(g, wv), tensor(g, bq), tensor(g, bk),
+                    tensor(g, bv), tensor(g, out));
+        }
+        public long flops(Graph g) { return 2L * shape(g, out).numel() * shape(g, wq).dim(1); }
+        public boolean computeBound() { return true; }
+        public String describe(Graph g) {
+            return "x " + shape(g, x) + " w 3x" + shape(g, wq) + (bq >= 0 ? " bias" : "") + " -> " + shape(g, out);
+        }
+    }
+
+    /** {@link Attention} over the q, k and v blocks of one {@link LinearQkv} output [3, B, S, C]. */
+    record AttentionQkv(String name, int qkv, int heads, float scale, boolean causal, int out) implements Op {
+        public int[] inputs() { return new int[] {qkv}; }
+        public void run(Backend b, Tensor[] e) { b.attentionQkv(e[qkv], heads, scale, causal, e[out]); }
+        public void check(Graph g) { OpChecks.attentionQkv(tensor(g, qkv), heads, tensor(g, out)); }
+        public String kind() { return causal ? "attentionQkvCausal" : "attentionQkv"; }
+        public long flops(Graph g) {
+            Shape s = shape(g, out);
+            return 4L * s.dim(0) * s.dim(1) * s.dim(1) * s.dim(2);
+        }
+        public boolean computeBound() { return true; }
+        public String describe(Graph g) {
+            Shape s = shape(g, out);
+            return String.format(Locale.ROOT, "batch %d heads %d head_dim %d queries %d keys %d", s.dim(0), heads,
+                    s.dim(2) / heads, s.dim(1), s.dim(1)) + (causal ? " causal" : "") + " packed qkv -> " + s;
+        }
+    }
+
     /** {@link Linear} with int8 weights {@code w} and their per-row scales {@code wScale}. */
     record LinearInt8(String name, int x, int w, int wScale, int bias, Int8Mode mode, int out) implements Op {
         public int[] inputs() { return new int[] {x, w, wScale, bias}; }

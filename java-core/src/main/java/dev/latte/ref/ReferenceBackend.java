@@ -125,6 +125,16 @@ public final class ReferenceBackend implements Backend {
     }
 
     @Override
+    public Tensor part(Tensor t, int index) {
+        RefTensor r = ref(t);
+        Shape s = r.shape;
+        check(s.rank() >= 2 && index >= 0 && index < s.dim(0), "part " + index + " of " + s);
+        int[] d = Arrays.copyOfRange(s.dims(), 1, s.rank());
+        Shape p = Shape.of(d);
+        return new RefTensor(p, r.array, r.offset + index * p.size(), true);
+    }
+
+    @Override
     public boolean supports(String op) {
         return true;
     }

@@ -29,6 +29,22 @@ template <class T> __device__ __forceinline__ void st(T* p, long long i, float v
 
 // Precise (not fast-math) SiLU: the fp32 path is held to 100 dB against the CPU reference.
 __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
+
+// {mean, 1/sqrt(var + eps)} of group g of len values from its parts' {mean, M2} (groupnorm_partials in
+// norm.cu; part p holds [p·len/parts, (p+1)·len/parts)): Chan's pairwise update, in double.
+__device__ __forceinline__ float2 groupnorm_merge_parts(const double2* partial, long long g, int len, int parts,
+                                                        float eps) {
+    double count = 0, mean = 0, m2 = 0;
+    for (int p = 0; p < parts; p++) {
+        const double2 b = partial[g * parts + p];
+        const double nb = (double)((int)((long long)len * (p + 1) / parts) - (int)((long long)len * p / parts));
+        const double n = count + nb, d = b.x - mean;
+        mean += d * (nb / n);
+        m2 += b.y + d * d * (count * nb / n);
+        count = n;
+    }
+    return make_float2((float)mean, (float)(1.0 / sqrt(m2 / len + (double)eps)));
+}
 // Exact GELU, 0.5·x·(1 + erf(x/√2)) written with erfc so that large negative x keeps its digits.
 __device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * erfcf(-x * 0.70710678118654752440f); }
 

@@ -37,6 +37,19 @@ extern "C" __global__ void groupnorm_scale_shift_f16(const float* stats, const f
     ss[i] = make_float2(scale, to_f32(beta[c]) - mean * scale);
 }
 
+// As groupnorm_scale_shift_f16, from the split statistics' parts (groupnorm_partials), merging each
+// (n, group) as it goes: no separate merge launch. len values a group in parts blocks.
+extern "C" __global__ void groupnorm_scale_shift_parts_f16(const double2* partial, const f16* gamma, const f16* beta,
+                                                           float2* ss, int N, int C, int groups, int len, int parts,
+                                                           float eps) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= N * C) return;
+    const int n = i / C, c = i - n * C, sg = n * groups + c / (C / groups);
+    const float2 st = groupnorm_merge_parts(partial, sg, len, parts, eps);
+    const float scale = to_f32(gamma[c]) * st.y;
+    ss[i] = make_float2(scale, to_f32(beta[c]) - st.x * scale);
+}
+
 // exp2f (ex2.approx) rather than __expf: the same instruction on a GPU, and one the emulator links.
 __device__ __forceinline__ float silu_fast(float v) { return __fdividef(v, 1.f + exp2f(-1.4426950408889634f * v)); }
 

@@ -13,7 +13,8 @@
 // each element is read and written by one thread); SiLU(acc + bias); GEGLU, where w holds [2F, K]
 // (the value rows, then the gate rows, as diffusers' GEGLU.proj) and out [M, F] =
 // (a + b_a)·gelu(g + b_g): the block's B tile interleaves 8 value rows and the 8 matching gate
-// rows per n8 pair, so the thread holding a value accumulator holds its gate too.
+// rows per n8 pair, so the thread holding a value accumulator holds its gate too. QKV: a
+// self-attention's three projections in one GEMM over the three weight tensors, out [3, M, C].
 #include "common.cuh"
 #include "pipeline.cuh"
 
@@ -26,11 +27,14 @@
 #define G2_THREADS 256
 #define G2_PITCH (G2_BK + 8)
 
-enum { EPI_BIAS = 0, EPI_RESIDUAL = 1, EPI_SILU = 2, EPI_GEGLU = 3 };
+enum { EPI_BIAS = 0, EPI_RESIDUAL = 1, EPI_SILU = 2, EPI_GEGLU = 3, EPI_QKV = 4 };
 
+// QKV: N = 3C; w, w1, w2 are the q, k, v weights [C, K] and bias, b1, b2 their biases (all or none);
+// out [3, M, C]. Other epilogues ignore w1, w2, b1, b2.
 template <int EPI>
 __device__ __forceinline__ void gemm_v2(const f16* x, const f16* w, const f16* bias, const f16* res, f16* out, int M,
-                                        int N, int K) {
+                                        int N, int K, const f16* w1 = nullptr, const f16* w2 = nullptr,
+                                        const f16* b1 = nullptr, const f16* b2 = nullptr) {
     extern __shared__ uint4 g2_smem[];
     f16* const As = (f16*)g2_smem;                       // [STAGES][BM][PITCH]
     f16* const Bs = As + G2_STAGES * G2_BM * G2_PITCH;   // [STAGES][BN][PITCH]
@@ -51,7 +55,15 @@ __device__ __forceinline__ void gemm_v2(const f16* x, const f16* w, const f16* b
         aOk[h] = m0 + r < M;
         aSrc[h] = x + (long long)(aOk[h] ? m0 + r : 0) * K + lc;
         int wrow;
-        if (EPI == EPI_GEGLU) {
+        const f16* wb = w;
+        if (EPI == EPI_QKV) {  // the weight of the block (q, k or v) this row's output column is in
+            const int C = N / 3;
+            wrow = n0 + r;
+            bOk[h] = wrow < N;
+            const int s = wrow >= C ? (wrow >= 2 * C ? 2 : 1) : 0;
+            wb = s == 0 ? w : s == 1 ? w1 : w2;
+            wrow -= s * C;
+        } else if (EPI == EPI_GEGLU) {
             const int q = r >> 3, oc = n0 + (q >> 1) * 8 + (r & 7);  // n8 group q: value rows if even, gate if odd
             bOk[h] = oc < N;
             wrow = (q & 1) ? N + oc : oc;
@@ -59,7 +71,7 @@ __device__ __forceinline__ void gemm_v2(const f16* x, const f16* w, const f16* b
             wrow = n0 + r;
             bOk[h] = wrow < N;
         }
-        bSrc[h] = w + (long long)(bOk[h] ? wrow : 0) * K + lc;
+        bSrc[h] = wb + (long long)(bOk[h] ? wrow : 0) * K + lc;
     }
     const int kTiles = (K + G2_BK - 1) / G2_BK;
     auto load = [&](int stage, int kt) {
@@ -131,13 +143,17 @@ __device__ __forceinline__ void gemm_v2(const f16* x, const f16* w, const f16* b
             for (int j = 0; j < 4; j++) {
                 if (EPI == EPI_GEGLU && (j & 1)) continue;  // odd n8 tiles are the gates of the even ones
                 const int n = EPI == EPI_GEGLU ? n0 + wn / 2 + (j >> 1) * 8 + 2 * t : n0 + wn + j * 8 + 2 * t;
+                // QKV: block s of the column pair (C is even, so n and n + 1 share it), column within it
+                const int C = EPI == EPI_QKV ? outN / 3 : outN;
+                const int s = EPI == EPI_QKV ? (n >= C ? (n >= 2 * C ? 2 : 1) : 0) : 0;
+                const f16* bsel = EPI == EPI_QKV ? (s == 0 ? bias : s == 1 ? b1 : b2) : bias;
                 float v[2];
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
                     const int c = n + e;
                     float r = acc[i][j][h * 2 + e];
                     if (c < outN) {
-                        if (bias != nullptr) r += ld(bias, c);
+                        if (bsel != nullptr) r += ld(bsel, c - s * C);
                         if (EPI == EPI_RESIDUAL) r += ld(res, (long long)m * outN + c);
                         if (EPI == EPI_SILU) r = silu_f(r);
                         if (EPI == EPI_GEGLU) {
@@ -148,8 +164,8 @@ __device__ __forceinline__ void gemm_v2(const f16* x, const f16* w, const f16* b
                     }
                     v[e] = r;
                 }
-                f16* o = out + (long long)m * outN + n;
-                if (n + 1 < outN && (outN & 1) == 0) {
+                f16* o = EPI == EPI_QKV ? out + ((long long)s * M + m) * C + (n - s * C) : out + (long long)m * outN + n;
+                if (n + 1 < outN && (C & 1) == 0) {
                     *(unsigned*)o = pack_f16x2(v[0], v[1]);
                 } else {
                     if (n < outN) o[0] = from_f32<f16>(v[0]);
@@ -171,5 +187,12 @@ LINEAR_V2_ENTRY(linear_v2_f16, EPI_BIAS)
 LINEAR_V2_ENTRY(linear_v2_residual_f16, EPI_RESIDUAL)
 LINEAR_V2_ENTRY(linear_v2_silu_f16, EPI_SILU)
 LINEAR_V2_ENTRY(linear_v2_geglu_f16, EPI_GEGLU)
+
+// grid (ceil(M / 128), ceil(3C / 128)), block 256, shared as above; C a multiple of 8; biases all or none
+extern "C" __global__ void __launch_bounds__(G2_THREADS)
+linear_v2_qkv_f16(const f16* x, const f16* wq, const f16* wk, const f16* wv, const f16* bq, const f16* bk,
+                  const f16* bv, f16* out, int M, int C, int K) {
+    gemm_v2<EPI_QKV>(x, wq, bq, nullptr, out, M, 3 * C, K, wk, wv, bk, bv);
+}
 
 #endif

@@ -45,6 +45,46 @@ extern "C" __global__ void groupnorm_stats_f16(const f16* x, float* stats, int l
     groupnorm_stats(x, stats, len, eps);
 }
 
+// Large groups (SD's 64² levels: 40,960 values a group, 64 groups at batch 2) leave most of a GPU
+// idle with one block a group, so they are split: block (group, part) reduces its slice two-pass
+// in double to {mean, M2 = Σ(x − mean)²}, and groupnorm_merge combines a group's parts with
+// Chan's pairwise update (Welford's, for whole partitions), also in double.
+// grid (N·groups, parts), block NORM_THREADS; part p covers [p·len/parts, (p+1)·len/parts), parts ≤ len.
+template <class T>
+__device__ void groupnorm_partials(const T* x, double2* partial, int len, int parts) {
+    __shared__ double red[32];
+    const int p = blockIdx.y;
+    const int lo = (int)((long long)len * p / parts), hi = (int)((long long)len * (p + 1) / parts), n = hi - lo;
+    const T* base = x + (long long)blockIdx.x * len + lo;
+    double s = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) s += ld(base, i);
+    double mean = block_sum(s, red) / n;
+    double q = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        double d = ld(base, i) - mean;
+        q += d * d;
+    }
+    double m2 = block_sum(q, red);
+    if (threadIdx.x == 0) partial[(long long)blockIdx.x * parts + p] = make_double2(mean, m2);
+}
+
+extern "C" __global__ void groupnorm_partials_f32(const float* x, double2* partial, int len, int parts) {
+    groupnorm_partials(x, partial, len, parts);
+}
+extern "C" __global__ void groupnorm_partials_f16(const f16* x, double2* partial, int len, int parts) {
+    groupnorm_partials(x, partial, len, parts);
+}
+
+// stats[g] = {mean, 1/sqrt(var + eps)} from the group's parts; a thread per group, grid ceil(groups / 256).
+extern "C" __global__ void groupnorm_merge(const double2* partial, float* stats, int groups, int len, int parts,
+                                           float eps) {
+    const int g = blockIdx.x * blockDim.x + threadIdx.x;
+    if (g >= groups) return;
+    const float2 r = groupnorm_merge_parts(partial, g, len, parts, eps);
+    stats[2 * g] = r.x;
+    stats[2 * g + 1] = r.y;
+}
+
 // out = (x − mean)·(γ·rstd) + β, then SiLU if asked; x, out [N, C, hw]; out may be x.
 // grid-stride over all N·C·hw elements.
 template <class T>

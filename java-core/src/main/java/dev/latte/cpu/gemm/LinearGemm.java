@@ -1,7 +1,7 @@
 package dev.latte.cpu.gemm;
 
 /**
- * out[M, N] = x[M, K]·wᵀ + bias on {@link Gemm}: x is the A operand (packed per call, MR tokens
+ * out[M, N] = x[M, K]·wᵀ + bias (+ residual) on {@link Gemm}: x is the A operand (packed per call, MR tokens
  * at a time), the weight [N, K] the B operand, packed once by {@link #packWeight} (fp32) or
  * {@link Int8Packed#linearWeight} (int8).
  */
@@ -16,24 +16,38 @@ public final class LinearGemm {
 
     public static void run(Gemm.Parallel par, float[] x, int xo, int m, int in, Packed w, float[] bias, int bo,
                            float[] out, int oo) {
+        run(par, x, xo, m, in, w, bias, bo, null, 0, out, oo);
+    }
+
+    /**
+     * As above, plus res[M, N] (null: none) added as each row is stored: out = res + (x·wᵀ + bias).
+     * Each residual element is read just before its output element is written, so out may be res.
+     */
+    public static void run(Gemm.Parallel par, float[] x, int xo, int m, int in, Packed w, float[] bias, int bo,
+                           float[] res, int ro, float[] out, int oo) {
         if (w.k() != in || w.width() != Gemm.NR) {
             throw new IllegalArgumentException("linear: weight packed for K=" + w.k() + ", x has K=" + in);
         }
-        run(par, x, xo, m, in, w, w.rows(), bias, bo, out, oo);
+        run(par, x, xo, m, in, w, w.rows(), bias, bo, res, ro, out, oo);
     }
 
     /** W8A16: the fp32 linear on the weight dequantised as it is widened, {@code scale} per output feature. */
     public static void runW8A16(Gemm.Parallel par, float[] x, int xo, int m, int in, Int8Packed w, float[] scale,
                                 float[] bias, int bo, float[] out, int oo) {
         check(w, in);
-        run(par, x, xo, m, in, w.panels(scale), w.rows(), bias, bo, out, oo);
+        run(par, x, xo, m, in, w.panels(scale), w.rows(), bias, bo, null, 0, out, oo);
     }
 
     private static void run(Gemm.Parallel par, float[] x, int xo, int m, int in, Gemm.Panels w, int outF,
-                            float[] bias, int bo, float[] out, int oo) {
+                            float[] bias, int bo, float[] res, int ro, float[] out, int oo) {
         Gemm.run(par, 1, m, outF, in, rows(x, xo, m, in), w, (image, m0, mc, n0, nc, c, ldc) -> {
             for (int i = 0; i < mc; i++) {
-                Rows.storePlusVector(out, oo + (m0 + i) * outF + n0, c, i * ldc, bias, bo + n0, nc);
+                int o = (m0 + i) * outF + n0;
+                if (res == null) {
+                    Rows.storePlusVector(out, oo + o, c, i * ldc, bias, bo + n0, nc);
+                } else {
+                    Rows.storePlusVectorResidual(out, oo + o, c, i * ldc, bias, bo + n0, res, ro + o, nc);
+                }
             }
         });
     }

@@ -46,6 +46,25 @@ final class Rows {
     }
 
     /**
+     * out[o+j] = res[r+j] + (c[co+j] + bias[bo+j]) (bias null: + 0) for j < len: a linear's bias
+     * and residual. Each residual element is read before its output element is written, so out may be res.
+     */
+    static void storePlusVectorResidual(float[] out, int o, float[] c, int co, float[] bias, int bo, float[] res,
+                                        int r, int len) {
+        int j = 0;
+        for (; j <= len - L; j += L) {
+            FloatVector y = FloatVector.fromArray(S, c, co + j);
+            if (bias != null) {
+                y = y.add(FloatVector.fromArray(S, bias, bo + j));
+            }
+            FloatVector.fromArray(S, res, r + j).add(y).intoArray(out, o + j);
+        }
+        for (; j < len; j++) {
+            out[o + j] = res[r + j] + (bias == null ? c[co + j] : c[co + j] + bias[bo + j]);
+        }
+    }
+
+    /**
      * out[o+j] = (res[r+j] +) (c[co+j] + b) for j < len: a conv's bias and skip-add. Each
      * residual element is read before its output element is written, so out may be res.
      */

@@ -70,12 +70,20 @@ final class ConvLauncher {
                 int groups = norm.groups();
                 check(groups > 0 && c % groups == 0 && norm.gamma().shape().equals(Shape.of(c))
                         && norm.beta().shape().equals(Shape.of(c)), what);
-                long statsBytes = (8L * n * groups + 15) / 16 * 16;
+                long groupLen = (long) (c / groups) * h * w;
+                long statsBytes = NormLauncher.statsBytes(n, groups, groupLen);
                 long base = l.scratch(statsBytes + 8L * n * c);  // sized first: the statistics pass reuses it
-                long stats = norms.groupNormStats(x, n, groups, (long) (c / groups) * h * w, norm.eps());
-                check(stats == base, what);
                 ss = base + statsBytes;
-                v2.scaleShift(stats, l.cuda(what, norm.gamma()).ptr(), l.cuda(what, norm.beta()).ptr(), ss, n, c, groups);
+                long gamma = l.cuda(what, norm.gamma()).ptr(), beta = l.cuda(what, norm.beta()).ptr();
+                if (NormLauncher.parts(groupLen) > 1) {  // split statistics, merged by the scale/shift pass
+                    long partial = norms.partials(x, n, groups, groupLen);
+                    v2.scaleShiftParts(partial, gamma, beta, ss, n, c, groups, (int) groupLen,
+                            NormLauncher.parts(groupLen), norm.eps());
+                } else {
+                    long stats = norms.groupNormStats(x, n, groups, groupLen, norm.eps());
+                    check(stats == base, what);
+                    v2.scaleShift(stats, gamma, beta, ss, n, c, groups);
+                }
             }
             v2.launch(x.ptr(), wgt.ptr(), Launch.ptr(b), Launch.ptr(res), out.ptr(), ss, norm != null && norm.silu(), n, c,
                     h, w, k, r, s, pOut, qOut, p.strideH(), p.strideW(), p.padTop(), p.padLeft());

@@ -42,6 +42,14 @@ final class ConvV2 {
                 new KernelArgs().ptr(stats).ptr(gamma).ptr(beta).ptr(ss).i32(n).i32(c).i32(groups));
     }
 
+    /** As {@link #scaleShift}, merging the split statistics' parts ({@code NormLauncher.partials}) as it goes. */
+    void scaleShiftParts(long partial, long gamma, long beta, long ss, int n, int c, int groups, int len, int parts,
+                         float eps) {
+        lib.kernel("conv_v2.cu", "groupnorm_scale_shift_parts_f16").launch((n * c + 255) / 256, 1, 1, 256, 1, 1, 0,
+                new KernelArgs().ptr(partial).ptr(gamma).ptr(beta).ptr(ss).i32(n).i32(c).i32(groups).i32(len)
+                        .i32(parts).f32(eps));
+    }
+
     /** ss = 0: no normalisation. */
     void launch(long x, long w, long bias, long res, long out, long ss, boolean silu, int n, int c, int h, int wd,
                 int k, int r, int s, int p, int q, int sh, int sw, int pt, int pl) {

@@ -153,6 +153,9 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         if (op instanceof Op.Attention a && g.value(a.q()).shape().dim(2) / a.heads() > AttentionLauncher.MAX_D) {
             return "head dim " + g.value(a.q()).shape().dim(2) / a.heads() + " > " + AttentionLauncher.MAX_D;
         }
+        if (op instanceof Op.AttentionQkv a && g.value(a.qkv()).shape().dim(3) / a.heads() > AttentionLauncher.MAX_D) {
+            return "head dim " + g.value(a.qkv()).shape().dim(3) / a.heads() + " > " + AttentionLauncher.MAX_D;
+        }
         // a kernel version forced by name that cannot run this op's shapes
         try {
             tactics.forOp(op, g, precision, lib.computeCapability());
@@ -173,10 +176,21 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         long bytes = 0;
         for (Op op : graph.ops()) {
             switch (op) {
-                case Op.Conv2dFused c when c.normGamma() >= 0 ->
-                        bytes = Math.max(bytes, NormLauncher.statsBytes(graph.value(c.x()).shape().dim(0), c.groups()));
-                case Op.GroupNorm g ->
-                        bytes = Math.max(bytes, NormLauncher.statsBytes(graph.value(g.x()).shape().dim(0), g.groups()));
+                case Op.Conv2dFused c when c.normGamma() >= 0 -> {
+                    Shape x = graph.value(c.x()).shape();  // conv v2 keeps per-(n, c) scale/shift after the statistics
+                    bytes = Math.max(bytes, NormLauncher.statsBytes(x.dim(0), c.groups(), groupLen(x, c.groups()))
+                            + 8L * x.dim(0) * x.dim(1));
+                }
+                case Op.GroupNorm g -> {
+                    Shape x = graph.value(g.x()).shape();
+                    bytes = Math.max(bytes, NormLauncher.statsBytes(x.dim(0), g.groups(), groupLen(x, g.groups())));
+                }
+                case Op.LinearGeglu l when tactics.linear(precision, lib.computeCapability(),
+                        graph.value(l.w()).shape().dim(1), true) != Tactics.LINEAR_V2 -> {
+                    long rows = Launch.leading(graph.value(l.x()).shape());
+                    int twoF = graph.value(l.w()).shape().dim(0);
+                    bytes = Math.max(bytes, (long) gegluRows(rows, twoF) * twoF * dtype.bytes());
+                }
                 case Op.TimestepEmbedding t ->
                         elementwise.frequencies(graph.value(t.out()).shape().dim(1) / 2, t.freqShift());
                 case Op.LinearInt8 l when l.mode() == Int8Mode.W8A8 -> {
@@ -194,6 +208,10 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
             }
         }
         launch.scratch(bytes);
+    }
+
+    private static long groupLen(Shape x, int groups) {
+        return x.dim(0) == 0 || groups <= 0 ? 0 : x.numel() / x.dim(0) / groups;
     }
 
     public Precision precision() {
@@ -477,9 +495,26 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         linearFused(LinearV2.Epilogue.BIAS, x, w, bias, null, out);
     }
 
-    /** out = x·wᵀ + bias + residual (residual may be out): the residual add in the GEMM's epilogue on v2. */
+    /** out = x·wᵀ + bias + residual (residual may be out): the residual add in the GEMM's epilogue (v1 and v2). */
+    @Override
     public void linearResidual(Tensor x, Tensor w, Tensor bias, Tensor residual, Tensor out) {
         linearFused(LinearV2.Epilogue.RESIDUAL, x, w, bias, residual, out);
+    }
+
+    /** One GEMM over the three weights, whichever version runs (no temporary, nothing concatenated). */
+    @Override
+    public void linearQkv(Tensor x, Tensor wq, Tensor wk, Tensor wv, Tensor bq, Tensor bk, Tensor bv, Tensor out) {
+        gemms.qkv(x, wq, wk, wv, bq, bk, bv, out);
+    }
+
+    /** A view of t's storage at sub-tensor {@code index}; never freed itself. */
+    @Override
+    public Tensor part(Tensor t, int index) {
+        CudaTensor c = cuda("part", t);
+        Shape s = c.shape();
+        check(s.rank() >= 2 && index >= 0 && index < s.dim(0), "part " + index + " of " + s);
+        Shape p = Shape.of(java.util.Arrays.copyOfRange(s.dims(), 1, s.rank()));
+        return new CudaTensor(p, c.dtype(), c.ptr() + index * p.numel() * c.dtype().bytes(), this, null, true);
     }
 
     /** out = SiLU(x·wᵀ + bias), fused on v2. */
@@ -490,13 +525,19 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     /**
      * diffusers' GEGLU in one GEMM on v2: w [2F, in] (value rows, then gate rows), bias [2F] or null,
      * out [..., F] = (x·w_aᵀ + b_a)·gelu(x·w_gᵀ + b_g); the [..., 2F] projection is never written.
+     * Where v1 runs: its GEMM into the backend's scratch {@link #gegluRows} rows at a time, then the
+     * GEGLU kernel (scratch reserved with the plan, so nothing is allocated inside a step).
      */
+    @Override
     public void linearGeglu(Tensor x, Tensor w, Tensor bias, Tensor out) {
         linearFused(LinearV2.Epilogue.GEGLU, x, w, bias, null, out);
     }
 
-    /** v2 fuses the epilogue; where v1 runs: its GEMM, then the epilogue as its own kernel (through a temporary). */
+    /** v2 fuses the epilogue; where v1 runs: bias and residual in its epilogue, SiLU and GEGLU as their own kernels. */
     private void linearFused(LinearV2.Epilogue epi, Tensor x, Tensor w, Tensor bias, Tensor residual, Tensor out) {
+        if (epi == LinearV2.Epilogue.GEGLU) {
+            OpChecks.linearGeglu(x, w, bias, out);
+        }
         if (gemms.fused(epi, x, w, bias, residual, out)) {
             return;
         }
@@ -506,26 +547,35 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
                 gemms.linear(x, w, bias, out);
                 silu(out, out);
             }
-            case RESIDUAL -> {
-                Tensor tmp = allocate(out.shape());
-                try {
-                    gemms.linear(x, w, bias, tmp);
-                    add(tmp, residual, out);
-                } finally {
-                    release(tmp);
-                }
-            }
-            case GEGLU -> {
-                int[] pd = x.shape().dims();
-                pd[pd.length - 1] = w.shape().dim(0);
-                Tensor tmp = allocate(Shape.of(pd));
-                try {
-                    gemms.linear(x, w, bias, tmp);
-                    geglu(tmp, out);
-                } finally {
-                    release(tmp);
-                }
-            }
+            case RESIDUAL -> gemms.linear(x, w, bias, residual, out);
+            case GEGLU -> gegluV1(cuda("linearGeglu", x), cuda("linearGeglu", w), bias, cuda("linearGeglu", out));
+        }
+    }
+
+    /** Bytes of scratch a GEGLU chunk of v1 may take: bounds the [rows, 2F] projection it stores. */
+    private static final long GEGLU_SCRATCH = 32L << 20;
+
+    /** Rows of x one v1 GEGLU chunk projects into scratch: {@link #GEGLU_SCRATCH} bytes, at least one row. */
+    private int gegluRows(long rows, int twoF) {
+        return (int) Math.max(1, Math.min(rows, GEGLU_SCRATCH / Math.max(1L, (long) twoF * dtype.bytes())));
+    }
+
+    private void gegluV1(CudaTensor x, CudaTensor w, Tensor bias, CudaTensor out) {
+        int in = w.shape().dim(1), twoF = w.shape().dim(0);
+        long rows = Launch.leading(x.shape());
+        if (rows == 0 || twoF == 0) {
+            return;
+        }
+        int chunk = gegluRows(rows, twoF);
+        long scratch = launch.scratch((long) chunk * twoF * dtype.bytes());
+        for (long r0 = 0; r0 < rows; r0 += chunk) {
+            int n = (int) Math.min(chunk, rows - r0);
+            CudaTensor xs = new CudaTensor(Shape.of(n, in), dtype, x.ptr() + r0 * in * dtype.bytes(), this, null, true);
+            CudaTensor ys = new CudaTensor(Shape.of(n, twoF), dtype, scratch, this, null, true);
+            CudaTensor os = new CudaTensor(Shape.of(n, twoF / 2), dtype, out.ptr() + r0 * (twoF / 2) * dtype.bytes(),
+                    this, null, true);
+            gemms.linear(xs, w, bias, ys);
+            elementwise.geglu(ys, os);
         }
     }
 

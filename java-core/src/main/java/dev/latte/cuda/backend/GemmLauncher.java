@@ -75,21 +75,65 @@ final class GemmLauncher {
         return true;
     }
 
+    /**
+     * A self-attention's three projections as one GEMM over the three weights (v2 where
+     * {@link Tactics} picks it and C is a multiple of 8, else {@code linear_qkv_*}): out [3, ..., C].
+     */
+    public void qkv(Tensor xt, Tensor wqt, Tensor wkt, Tensor wvt, Tensor bqt, Tensor bkt, Tensor bvt, Tensor outt) {
+        String what = OpChecks.linearQkv(xt, wqt, wkt, wvt, bqt, bkt, bvt, outt);
+        Shape ws = wqt.shape();
+        int in = ws.dim(1), c = ws.dim(0);
+        CudaTensor x = l.cuda(what, xt), wq = l.cuda(what, wqt), wk = l.cuda(what, wkt), wv = l.cuda(what, wvt);
+        CudaTensor out = l.cuda(what, outt);
+        CudaTensor bq = bqt == null ? null : l.cuda(what, bqt), bk = bkt == null ? null : l.cuda(what, bkt),
+                bv = bvt == null ? null : l.cuda(what, bvt);
+        Launch.apart(what, out, x, "x");
+        long m = Launch.leading(xt.shape());
+        check(m < Integer.MAX_VALUE && 3L * c < Integer.MAX_VALUE, what);
+        if (m == 0 || c == 0) {
+            return;
+        }
+        Tactics.Version version;
+        try {
+            version = tactics.linear(precision, l.library().computeCapability(), in, AttentionV2.aligned(x.ptr(),
+                    wq.ptr(), wk.ptr(), wv.ptr(), Launch.ptr(bq), Launch.ptr(bk), Launch.ptr(bv), out.ptr()));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(what + ": " + e.getMessage(), e);
+        }
+        if (version == Tactics.LINEAR_V2 && c % 8 == 0) {
+            v2.launchQkv(x.ptr(), wq.ptr(), wk.ptr(), wv.ptr(), Launch.ptr(bq), Launch.ptr(bk), Launch.ptr(bv),
+                    out.ptr(), (int) m, c, in);
+            return;
+        }
+        l.kernel(FILE, "linear_qkv").launch(Launch.blocks(m, TILE_M), Launch.blocks(3L * c, TILE_N), 1, THREADS, 1, 1,
+                0, new KernelArgs().ptr(x.ptr()).ptr(wq.ptr()).ptr(wk.ptr()).ptr(wv.ptr()).ptr(Launch.ptr(bq))
+                        .ptr(Launch.ptr(bk)).ptr(Launch.ptr(bv)).ptr(out.ptr()).i32((int) m).i32(c).i32(in));
+    }
+
     /** One launch of {@code linear_*}: a block per output tile, tensor cores (mma.sync) for fp16, FMA for fp32. */
     public void linear(Tensor xt, Tensor wt, Tensor bt, Tensor outt) {
+        linear(xt, wt, bt, null, outt);
+    }
+
+    /** As {@link #linear(Tensor, Tensor, Tensor, Tensor)} with {@code rt} (nullable, may be out) added in the epilogue. */
+    public void linear(Tensor xt, Tensor wt, Tensor bt, Tensor rt, Tensor outt) {
         Shape xs = xt.shape(), ws = wt.shape();
-        String what = OpChecks.linear(xt, wt, bt, outt);
+        String what = rt == null ? OpChecks.linear(xt, wt, bt, outt) : OpChecks.linearResidual(xt, wt, bt, rt, outt);
         int in = ws.dim(1), outF = ws.dim(0);
         CudaTensor x = l.cuda(what, xt), w = l.cuda(what, wt), out = l.cuda(what, outt);
-        CudaTensor b = bt == null ? null : l.cuda(what, bt);
+        CudaTensor b = bt == null ? null : l.cuda(what, bt), res = rt == null ? null : l.cuda(what, rt);
         Launch.apart(what, out, x, "x");
+        if (res != null) {
+            Launch.sameOrApart(what, out, res, "the residual");
+        }
         long m = Launch.leading(xs);
         check(m < Integer.MAX_VALUE, what);
         if (m == 0 || outF == 0) {
             return;
         }
         l.kernel(FILE, "linear").launch(Launch.blocks(m, TILE_M), Launch.blocks(outF, TILE_N), 1, THREADS, 1, 1, 0,
-                new KernelArgs().ptr(x.ptr()).ptr(w.ptr()).ptr(Launch.ptr(b)).ptr(out.ptr()).i32((int) m).i32(outF)
+                new KernelArgs().ptr(x.ptr()).ptr(w.ptr()).ptr(Launch.ptr(b)).ptr(Launch.ptr(res)).ptr(out.ptr())
+                        .i32((int) m).i32(outF)
                         .i32(in));
     }
 }

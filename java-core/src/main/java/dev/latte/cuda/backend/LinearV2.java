@@ -46,6 +46,16 @@ final class LinearV2 {
         return null;
     }
 
+    /** q, k and v projections in one GEMM ({@code linear_v2_qkv_f16}): out [3, m, c]; biases all 0 or none. */
+    void launchQkv(long x, long wq, long wk, long wv, long bq, long bk, long bv, long out, int m, int c, int k) {
+        CudaKernel kernel = lib.kernel("gemm_v2.cu", "linear_v2_qkv_f16");
+        if (raised.add(kernel.name())) {
+            kernel.setMaxDynamicSharedMemory(SHARED);
+        }
+        kernel.launch((m + TILE - 1) / TILE, (3 * c + TILE - 1) / TILE, 1, THREADS, 1, 1, SHARED, new KernelArgs()
+                .ptr(x).ptr(wq).ptr(wk).ptr(wv).ptr(bq).ptr(bk).ptr(bv).ptr(out).i32(m).i32(c).i32(k));
+    }
+
     /**
      * @param n   outputs per row (GEGLU: F, with w [2F, K] and bias [2F] or 0)
      * @param res the residual (may be out) for {@link Epilogue#RESIDUAL}, else 0

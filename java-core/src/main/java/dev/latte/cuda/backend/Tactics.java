@@ -43,8 +43,8 @@ public final class Tactics {
         /** Whether ops of kind {@code opKind} ({@code Op.kind()}) run on this family's kernels. */
         public boolean runs(String opKind) {
             return switch (this) {
-                case ATTENTION -> opKind.equals("attention");
-                case LINEAR -> opKind.equals("linear");
+                case ATTENTION -> opKind.equals("attention") || opKind.equals("attentionQkv");
+                case LINEAR -> opKind.startsWith("linear") && !opKind.contains("Int8");
                 case CONV -> opKind.startsWith("conv2d") && !opKind.contains("Int8");
             };
         }
@@ -252,6 +252,10 @@ public final class Tactics {
             case Op.Attention a -> attention(p, cc, g.value(a.q()).shape().dim(2) / a.heads(), true, a.causal(),
                     g.value(a.q()).shape().dim(1) == g.value(a.k()).shape().dim(1));
             case Op.Linear l -> linear(p, cc, g.value(l.w()).shape().dim(1), true);
+            case Op.LinearResidual l -> linear(p, cc, g.value(l.w()).shape().dim(1), true);
+            case Op.LinearGeglu l -> linear(p, cc, g.value(l.w()).shape().dim(1), true);
+            case Op.LinearQkv l -> linear(p, cc, g.value(l.wq()).shape().dim(1), true);
+            case Op.AttentionQkv a -> attention(p, cc, g.value(a.qkv()).shape().dim(3) / a.heads(), true, a.causal(), true);
             case Op.Conv2dFused c -> conv(p, cc, g.value(c.w()).shape(), false);
             case Op.Conv2d c -> conv(p, cc, g.value(c.w()).shape(), false);
             case Op.Conv2dUpsampled c -> conv(p, cc, g.value(c.w()).shape(), true);

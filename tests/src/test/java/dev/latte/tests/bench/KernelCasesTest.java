@@ -50,7 +50,9 @@ class KernelCasesTest {
 
     @Test
     void attentionHeadDims() {
-        KernelCase self = find(C512, "attention", "batch 2 heads 8 head_dim 40 queries 4096 keys 4096 -> [2, 4096, 320]");
+        // self-attention reads q, k, v from one [3, B, S, C] projection (Fusion's linearQkv)
+        KernelCase self = find(C512, "attentionQkv",
+                "batch 2 heads 8 head_dim 40 queries 4096 keys 4096 packed qkv -> [2, 4096, 320]");
         KernelCase cross = find(C512, "attention", "batch 2 heads 8 head_dim 40 queries 4096 keys 77 -> [2, 4096, 320]");
         assertEquals(5, self.count()); // down_blocks.0 ×2, up_blocks.3 ×3
         assertEquals(5, cross.count());
@@ -58,26 +60,37 @@ class KernelCasesTest {
         assertEquals(2L * 4 * 2 * 4096 * 320, self.bytes()); // q, k, v, out
         assertEquals(2L * (2 * 2 * 4096 * 320 + 2 * 2 * 77 * 320), cross.bytes());
         find(C512, "attention", "batch 2 heads 8 head_dim 80 queries 1024 keys 77 -> [2, 1024, 640]");
-        KernelCase mid = find(C512, "attention", "batch 2 heads 8 head_dim 160 queries 64 keys 64 -> [2, 64, 1280]");
+        KernelCase mid = find(C512, "attentionQkv", "batch 2 heads 8 head_dim 160 queries 64 keys 64 packed qkv -> [2, 64, 1280]");
         assertEquals(1, mid.count()); // mid_block only: down_blocks.3 and up_blocks.0 have no attention
         find(C768, "attention", "batch 2 heads 8 head_dim 40 queries 9216 keys 77 -> [2, 9216, 320]");
         // 16 transformers, each with one self- and one cross-attention
-        assertEquals(32, CASES.stream().filter(c -> c.config().equals(C512) && c.op().equals("attention"))
+        assertEquals(16, CASES.stream().filter(c -> c.config().equals(C512) && c.op().equals("attention"))
                 .mapToInt(KernelCase::count).sum());
+        assertEquals(16, CASES.stream().filter(c -> c.config().equals(C512) && c.op().equals("attentionQkv"))
+                .mapToInt(KernelCase::count).sum());
+        KernelCase qkv = find(C512, "linearQkv", "x [2, 4096, 320] w 3x[320, 320] -> [3, 2, 4096, 320]");
+        assertEquals(5, qkv.count());
+        assertEquals(3 * 2L * 2 * 4096 * 320 * 320, qkv.flops());
+        assertEquals(2L * (2 * 4096 * 320 + 3 * 320 * 320 + 3 * 2 * 4096 * 320), qkv.bytes());
     }
 
     @Test
     void gegluAndLinears() {
-        KernelCase proj = find(C512, "linear", "x [2, 4096, 320] w [2560, 320] bias -> [2, 4096, 2560]");
+        // GEGLU in the projection's epilogue: the [2, 4096, 2560] projection is never stored
+        KernelCase proj = find(C512, "linearGeglu", "x [2, 4096, 320] w [2560, 320] bias +geglu -> [2, 4096, 1280]");
         assertEquals(5, proj.count());
         assertEquals(2L * 2 * 4096 * 320 * 2560, proj.flops());
+        assertEquals(2L * (2 * 4096 * 320 + 2560 * 320 + 2560 + 2 * 4096 * 1280), proj.bytes());
+        assertTrue(CASES.stream().noneMatch(c -> c.op().equals("geglu") || c.op().equals("add")
+                && c.shape().contains("4096, 320]")), "GEGLU and the transformer's residual adds are fused");
+        // the feed-forward's second linear with the residual add in its epilogue
+        KernelCase ff = find(C512, "linearResidual", "x [2, 4096, 1280] w [320, 1280] bias +residual -> [2, 4096, 320]");
+        assertEquals(5, ff.count());
+        assertEquals(2L * (2 * 4096 * 1280 + 320 * 1280 + 320 + 2 * 4096 * 320 + 2 * 4096 * 320), ff.bytes());
         KernelCase toK = find(C512, "linear", "x [2, 77, 768] w [320, 768] -> [2, 77, 320]");
         assertEquals(10, toK.count()); // to_k and to_v of 5 cross-attentions
         assertEquals(2L * 2 * 77 * 768 * 320, toK.flops());
         assertEquals(2L * (2 * 77 * 768 + 320 * 768 + 2 * 77 * 320), toK.bytes());
-        KernelCase geglu = find(C512, "geglu", "in [2, 4096, 2560] -> [2, 4096, 1280]");
-        assertEquals("memory", geglu.bound());
-        assertEquals(2L * (2 * 4096 * 2560 + 2 * 4096 * 1280), geglu.bytes());
     }
 
     @Test

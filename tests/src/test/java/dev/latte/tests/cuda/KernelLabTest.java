@@ -334,7 +334,8 @@ class KernelLabTest extends CudaVsCpuFixture {
             new Cv(2, 40, 6, 6, 40, 3, 3, Conv2dParams.of(1, 1), 8, true, true, true),       // the skip-add in place
             new Cv(2, 72, 5, 7, 40, 1, 1, Conv2dParams.of(1, 0), 8, false, false, false),    // 1x1 with GN, no SiLU
             new Cv(1, 24, 13, 11, 24, 3, 3, new Conv2dParams(2, 2, 0, 0, 1, 1), 0, false, false, false),  // downsample
-            new Cv(1, 8, 10, 10, 16, 3, 3, Conv2dParams.of(2, 1), 0, false, false, false));  // C·R·S = 72
+            new Cv(1, 8, 10, 10, 16, 3, 3, Conv2dParams.of(2, 1), 0, false, false, false),   // C·R·S = 72
+            new Cv(1, 8, 48, 48, 8, 1, 1, Conv2dParams.of(1, 0), 2, true, false, false));    // GN statistics in 2 blocks a group
 
     @TestFactory
     Stream<DynamicTest> convVersionsAgainstTheReference() {
@@ -402,6 +403,66 @@ class KernelLabTest extends CudaVsCpuFixture {
             if (t != null) {
                 be.release(t);
             }
+        }
+        return r;
+    }
+
+    /**
+     * GroupNorm statistics of groups large enough to be split across blocks and merged (Chan's
+     * update), on an offset mean that punishes cancellation: 16,384 values in 4 parts, and 17,015
+     * in 4 uneven parts; one small group for the one-block path. fp32 to 1e-5 of every element.
+     */
+    @TestFactory
+    Stream<DynamicTest> groupNormStatisticsSplitAcrossBlocks() {
+        List<DynamicTest> tests = new ArrayList<>();
+        Shape[] shapes = {Shape.of(2, 8, 64, 64), Shape.of(1, 5, 41, 83), Shape.of(2, 4, 9, 7)};
+        int[] groups = {2, 1, 2};
+        for (Precision p : Precision.values()) {
+            for (int i = 0; i < shapes.length; i++) {
+                Shape xs = shapes[i];
+                int g = groups[i];
+                tests.add(DynamicTest.dynamicTest(p + " " + xs + " groups " + g, () -> checkGroupNorm(p, xs, g)));
+            }
+        }
+        return tests.stream();
+    }
+
+    private static void checkGroupNorm(Precision p, Shape xs, int groups) {
+        boolean fp16 = p == Precision.FP16;
+        Random rnd = new Random(xs.hashCode() + groups);
+        float[] x = draw(rnd, (int) xs.numel(), false);
+        for (int i = 0; i < x.length; i++) {
+            x[i] = fp16 ? Float.float16ToFloat(Float.floatToFloat16(3 + x[i])) : 3 + x[i];
+        }
+        int c = xs.dim(1);
+        float[] gamma = draw(rnd, c, fp16), beta = draw(rnd, c, fp16);
+        float[] ref = runGroupNorm(cpu, xs, groups, x, gamma, beta);
+        float[] got;
+        try (CudaBackend gpu = new CudaBackend(ctx, p)) {
+            got = runGroupNorm(gpu, xs, groups, x, gamma, beta);
+        }
+        double atol = fp16 ? 1e-2 : 1e-5, rtol = fp16 ? 1e-2 : 1e-5;
+        Compare cmp = Compare.of(ref, got);
+        System.out.printf(Locale.ROOT, "lab groupNorm %s %s groups %d (%d blocks a group) PSNR %7.2f dB, max |err| %.3e%n",
+                p, xs, groups, Math.max(1, Math.min(32, xs.numel() / xs.dim(0) / groups / 4096)), cmp.psnr(),
+                cmp.maxAbsError());
+        assertEquals(0, cmp.nonFinite(), "non-finite values");
+        for (int i = 0; i < ref.length; i++) {
+            int at = i;
+            assertTrue(Math.abs((double) got[i] - ref[i]) <= atol + rtol * Math.abs(ref[i]),
+                    () -> String.format(Locale.ROOT, "element %d: %g vs %g", at, got[at], ref[at]));
+        }
+        assertTrue(cmp.psnr() >= (fp16 ? 55 : 100), "PSNR " + cmp.psnr());
+    }
+
+    private static float[] runGroupNorm(dev.latte.core.Backend be, Shape xs, int groups, float[] x, float[] gamma,
+                                        float[] beta) {
+        Tensor tx = be.upload(xs, x), tg = be.upload(Shape.of(xs.dim(1)), gamma), tb = be.upload(Shape.of(xs.dim(1)), beta);
+        Tensor out = be.allocate(xs);
+        be.groupNorm(tx, tg, tb, groups, 1e-5f, true, out);
+        float[] r = be.download(out);
+        for (Tensor t : new Tensor[] {tx, tg, tb, out}) {
+            be.release(t);
         }
         return r;
     }
