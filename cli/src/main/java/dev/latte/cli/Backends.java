@@ -83,6 +83,12 @@ public final class Backends {
             this.reason = reason;
         }
 
+        /** A library tactic forced by name whose library is absent: {@code message} says which and why. */
+        private Unavailable(String message) {
+            super(message);
+            this.reason = message;
+        }
+
         public String reason() {
             return reason;
         }
@@ -123,6 +129,10 @@ public final class Backends {
                 return new CpuBackend(threads);
             }
             case "cuda" -> {
+                String missing = missingLibrary(tactics);
+                if (missing != null) {
+                    throw new Unavailable(missing);
+                }
                 String reason = CudaContext.unavailableReason();
                 if (reason != null) {
                     throw new Unavailable("cuda", reason);
@@ -144,6 +154,23 @@ public final class Backends {
             default -> throw new IllegalArgumentException("unknown backend '" + name + "' (this build has: "
                     + String.join(", ", NAMES) + ")");
         }
+    }
+
+    /**
+     * Null if every library tactic {@code tactics} forces can be loaded; else one line naming the
+     * tactic, the library and every place searched (a forced tactic never falls back silently).
+     */
+    public static String missingLibrary(Tactics tactics) {
+        for (Tactics.Family f : Tactics.Family.values()) {
+            Tactics.Version v = tactics.forced(f);
+            if (v != null && v.library() != null) {
+                String r = v.unavailable(false);
+                if (r != null) {
+                    return r;
+                }
+            }
+        }
+        return null;
     }
 
     /** {@link #open} from {@code --backend} (default cpu), {@code --dtype} and {@code --threads} (default: all cores). */

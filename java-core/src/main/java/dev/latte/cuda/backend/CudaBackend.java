@@ -158,10 +158,10 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
             switch (op) {
                 case Op.Attention a -> tactics.attention(precision, cc, g.value(a.q()).shape().dim(2) / a.heads(), true,
                         a.causal(), g.value(a.q()).shape().dim(1) == g.value(a.k()).shape().dim(1));
-                case Op.Linear l -> tactics.linear(precision, cc, g.value(l.w()).shape().dim(1), true);
-                case Op.Conv2dFused c -> convVersion(g.value(c.w()).shape(), false);
-                case Op.Conv2d c -> convVersion(g.value(c.w()).shape(), false);
-                case Op.Conv2dUpsampled c -> convVersion(g.value(c.w()).shape(), true);
+                case Op.Linear l -> tactics.linear(precision, cc, g.value(l.w()).shape().dim(1), true, ctx.emulated());
+                case Op.Conv2dFused c -> convVersion(g.value(c.w()).shape(), false, c.p());
+                case Op.Conv2d c -> convVersion(g.value(c.w()).shape(), false, c.p());
+                case Op.Conv2dUpsampled c -> convVersion(g.value(c.w()).shape(), true, c.p());
                 default -> {
                 }
             }
@@ -171,8 +171,8 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         return null;
     }
 
-    private void convVersion(Shape w, boolean resized) {
-        tactics.conv(precision, lib.computeCapability(), w.dim(1), w.dim(2), w.dim(3), resized, true);
+    private void convVersion(Shape w, boolean resized, Conv2dParams p) {
+        tactics.conv(precision, lib.computeCapability(), w.dim(1), w.dim(2), w.dim(3), resized, true, ctx.emulated(), p);
     }
 
     /**
@@ -384,6 +384,8 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         for (long p : ptrs) {
             step(errors, () -> ctx.free(p));
         }
+        step(errors, gemms::close);
+        step(errors, convs::close);
         step(errors, elementwise::close);
         step(errors, launch::close);
         step(errors, lib::close);
@@ -441,12 +443,33 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     @Override
     public void conv2dFused(Tensor x, NormAct norm, Tensor w, Tensor bias, Conv2dParams p, Tensor residual,
                             Tensor out) {
+        if (norm != null && convs.onLibrary()) {   // cuDNN's convolution has no GroupNorm on load
+            Tensor tmp = allocate(x.shape());
+            try {
+                norms.groupNorm(x, norm.gamma(), norm.beta(), norm.groups(), norm.eps(), norm.silu(), tmp);
+                convs.conv(tmp, x.shape().dim(-2), x.shape().dim(-1), null, w, bias, p, residual, out);
+            } finally {
+                release(tmp);
+            }
+            return;
+        }
         convs.conv(x, x.shape().dim(-2), x.shape().dim(-1), norm, w, bias, p, residual, out);
     }
 
     /** The same kernel reading x nearest-resized to height × width: Upsample2D in the conv's load. */
     @Override
     public void conv2dUpsampled(Tensor x, int height, int width, Tensor w, Tensor bias, Conv2dParams p, Tensor out) {
+        if (convs.onLibrary() && (height != x.shape().dim(-2) || width != x.shape().dim(-1))) {
+            Shape xs = x.shape();
+            Tensor tmp = allocate(Shape.of(xs.dim(0), xs.dim(1), height, width));
+            try {
+                elementwise.upsampleNearest(x, tmp);
+                convs.conv(tmp, height, width, null, w, bias, p, null, out);
+            } finally {
+                release(tmp);
+            }
+            return;
+        }
         convs.conv(x, height, width, null, w, bias, p, null, out);
     }
 
