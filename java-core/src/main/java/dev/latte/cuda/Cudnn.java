@@ -303,22 +303,8 @@ public final class Cudnn implements AutoCloseable {
         if (closed) {
             throw new IllegalStateException("Cudnn is closed");
         }
-        List<Integer> key = List.of(fp16 ? 1 : 0, n, c, h, wd, k, r, s, padH, padW, strideH, strideW);
-        Plan plan = plans.computeIfAbsent(key, kk -> plan(fp16, n, c, h, wd, k, r, s, padH, padW, strideH, strideW,
-                p, q));
-        if (plan.workspace > workspaceBytes) {
-            if (workspace != 0) {
-                ctx.free(workspace);
-                workspace = 0;
-            }
-            workspace = ctx.malloc(plan.workspace);
-            workspaceBytes = plan.workspace;
-        }
-        long b = bias != 0 ? bias : zeroBias.computeIfAbsent(k * (fp16 ? 2 : 4), bytes -> {
-            long z = ctx.malloc(bytes);
-            ctx.memsetD8(z, (byte) 0, bytes);
-            return z;
-        });
+        Plan plan = prepared(fp16, n, c, h, wd, k, r, s, padH, padW, strideH, strideW, p, q, bias != 0);
+        long b = bias != 0 ? bias : zeroBias.get(k * (fp16 ? 2 : 4));
         try {
             int rc = (int) lib.convBiasActivation.invokeExact(handle, one, plan.x, MemorySegment.ofAddress(x), plan.w,
                     MemorySegment.ofAddress(w), plan.conv, FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
@@ -330,6 +316,50 @@ public final class Cudnn implements AutoCloseable {
         } catch (Throwable t) {
             throw CublasLt.rethrow(t);
         }
+    }
+
+    /**
+     * This shape's descriptors, a workspace large enough for it and, for a convolution without a
+     * bias, a zeroed one (the fused call takes a bias): what a call allocates, done ahead of a CUDA
+     * graph capture, during which allocating is an error saying so.
+     */
+    public void reserve(boolean fp16, int n, int c, int h, int wd, int k, int r, int s, int padH, int padW, int strideH,
+                        int strideW, int p, int q, boolean bias) {
+        prepared(fp16, n, c, h, wd, k, r, s, padH, padW, strideH, strideW, p, q, bias);
+    }
+
+    private Plan prepared(boolean fp16, int n, int c, int h, int wd, int k, int r, int s, int padH, int padW,
+                          int strideH, int strideW, int p, int q, boolean bias) {
+        List<Integer> key = List.of(fp16 ? 1 : 0, n, c, h, wd, k, r, s, padH, padW, strideH, strideW);
+        Plan plan = plans.get(key);
+        int zeroBytes = k * (fp16 ? 2 : 4);
+        if (plan != null && plan.workspace <= workspaceBytes && (bias || zeroBias.containsKey(zeroBytes))) {
+            return plan;
+        }
+        if (ctx.capturing()) {
+            throw new IllegalStateException("CUDA graph capture: conv=cudnn for " + n + "x" + c + "x" + h + "x" + wd
+                    + " * " + k + "x" + c + "x" + r + "x" + s + " was not reserved (run it from a planned arena:"
+                    + " Backend.reserve)");
+        }
+        if (plan == null) {
+            plan = plan(fp16, n, c, h, wd, k, r, s, padH, padW, strideH, strideW, p, q);
+            plans.put(key, plan);
+        }
+        if (plan.workspace > workspaceBytes) {
+            if (workspace != 0) {
+                ctx.free(workspace);
+                workspace = 0;
+                workspaceBytes = 0;
+            }
+            workspace = ctx.malloc(plan.workspace);
+            workspaceBytes = plan.workspace;
+        }
+        if (!bias && !zeroBias.containsKey(zeroBytes)) {
+            long z = ctx.malloc(zeroBytes);
+            ctx.memsetD8(z, (byte) 0, zeroBytes);
+            zeroBias.put(zeroBytes, z);
+        }
+        return plan;
     }
 
     private Plan plan(boolean fp16, int n, int c, int h, int wd, int k, int r, int s, int padH, int padW, int strideH,

@@ -71,10 +71,7 @@ final class ConvLauncher implements AutoCloseable {
             if (norm != null || h != xs.dim(2) || w != xs.dim(3)) {
                 throw new IllegalStateException(what + ": conv=cudnn takes the normalised, resized input");
             }
-            if (cudnn == null) {
-                cudnn = new Cudnn(l.context());
-            }
-            cudnn.conv(precision == CudaBackend.Precision.FP16, x.ptr(), wgt.ptr(), Launch.ptr(b), Launch.ptr(res),
+            cudnn().conv(precision == CudaBackend.Precision.FP16, x.ptr(), wgt.ptr(), Launch.ptr(b), Launch.ptr(res),
                     out.ptr(), n, c, h, w, k, r, s, p.padTop(), p.padLeft(), p.strideH(), p.strideW(), pOut, qOut);
             return;
         }
@@ -114,6 +111,23 @@ final class ConvLauncher implements AutoCloseable {
                 .i32(xs.dim(2)).i32(xs.dim(3));
         l.kernel(FILE, "conv2d").launch(Launch.blocks(m, GemmLauncher.TILE_M), Launch.blocks(k, GemmLauncher.TILE_N),
                 1, GemmLauncher.THREADS, 1, 1, 0, a);
+    }
+
+    /**
+     * cuDNN's handle, this shape's descriptors, workspace and (without a bias) zero bias, made now:
+     * outside the CUDA graph the step is captured into. {@code x} is the input before any resize.
+     */
+    void reserveLibrary(Shape x, int h, int w, Shape wt, Conv2dParams p, boolean bias) {
+        cudnn().reserve(precision == CudaBackend.Precision.FP16, x.dim(0), x.dim(1), h, w, wt.dim(0), wt.dim(2),
+                wt.dim(3), p.padTop(), p.padLeft(), p.strideH(), p.strideW(), p.outHeight(h, wt.dim(2)),
+                p.outWidth(w, wt.dim(3)), bias);
+    }
+
+    private Cudnn cudnn() {
+        if (cudnn == null) {
+            cudnn = new Cudnn(l.context());
+        }
+        return cudnn;
     }
 
     /** Whether convolutions go to cuDNN: the backend then runs GroupNorm and Upsample2D first, as their own kernels. */

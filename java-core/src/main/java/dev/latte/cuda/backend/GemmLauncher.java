@@ -119,6 +119,11 @@ final class GemmLauncher implements AutoCloseable {
                         .i32(in));
     }
 
+    /** cuBLASLt's handle and workspace, made now: outside the CUDA graph the step is captured into. */
+    void reserveLibrary() {
+        lt();
+    }
+
     private CublasLt lt() {
         if (lt == null) {
             lt = new CublasLt(l.context());
