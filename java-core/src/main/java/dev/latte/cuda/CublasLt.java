@@ -252,9 +252,18 @@ public final class CublasLt implements AutoCloseable {
         return api;
     }
 
-    /** Null if cuBLASLt loads; else one line saying why not. */
+    /** Null if cuBLASLt loads and has every function bound here; else one line saying why not. */
     public static String unavailableReason() {
-        return NativeLibraries.unavailableReason(NativeLibraries.OptionalLibrary.CUBLASLT);
+        String r = NativeLibraries.unavailableReason(NativeLibraries.OptionalLibrary.CUBLASLT);
+        if (r != null) {
+            return r;
+        }
+        try {
+            api();
+            return null;
+        } catch (CudaUnavailableException e) {
+            return e.getMessage();
+        }
     }
 
     /** "cuBLASLt 130300 (cudart 13030) at PATH"; the library must load. */

@@ -56,6 +56,33 @@ class LibraryBindingsTest {
         }
     }
 
+    /**
+     * A library of the right name without the functions bound here (another build, a stub): the
+     * reason names the file and the first missing function, in one line.
+     */
+    @Test
+    void aLibraryWithoutTheFunctionsSaysWhichIsMissing() throws IOException, InterruptedException {
+        Path dir = Files.createDirectory(tmp.resolve("stub"));
+        Path src = Files.writeString(tmp.resolve("stub.c"), "int latte_stub(void) { return 0; }\n");
+        Process gcc;
+        try {
+            gcc = new ProcessBuilder("gcc", "-shared", "-fPIC", "-o", dir.resolve("libcublasLt.so.12").toString(),
+                    src.toString()).inheritIO().start();
+        } catch (IOException e) {
+            assumeTrue(false, "no gcc to build a stub library: " + e.getMessage());
+            return;
+        }
+        assumeTrue(gcc.waitFor() == 0, "gcc failed");
+        Files.copy(dir.resolve("libcublasLt.so.12"), dir.resolve("libcudnn.so.9"));
+        Map<String, String> env = Map.of("LATTE_CUDA_LIB_DIR", dir.toString());
+        NativeLibraries.Loaded lt = NativeLibraries.load(NativeLibraries.CUBLASLT, env::get, false);
+        CudaUnavailableException e1 = assertThrows(CudaUnavailableException.class, () -> bindCublasLt(lt));
+        assertEquals(dir.resolve("libcublasLt.so.12") + " has no cublasLtGetVersion", e1.getMessage());
+        NativeLibraries.Loaded dnn = NativeLibraries.load(NativeLibraries.CUDNN, env::get, false);
+        CudaUnavailableException e2 = assertThrows(CudaUnavailableException.class, () -> bindCudnn(dnn));
+        assertEquals(dir.resolve("libcudnn.so.9") + " has no cudnnGetVersion", e2.getMessage());
+    }
+
     /** cuDNN's sub-libraries are opened from the directory it is found in, before the shim needs them. */
     @Test
     void cudnnSubLibrariesComeFirstInDependencyOrder() {
@@ -176,6 +203,14 @@ class LibraryBindingsTest {
             assertTrue(e.getMessage().startsWith("cudnnSetTensor4dDescriptor(0x320x64x48): CUDNN_STATUS_BAD_PARAM"),
                     e.getMessage());
         }
+    }
+
+    private static void bindCublasLt(NativeLibraries.Loaded l) {
+        new CublasLt.Api(l.lookup(), l.location());
+    }
+
+    private static void bindCudnn(NativeLibraries.Loaded l) {
+        new Cudnn.Api(l.lookup(), l.location());
     }
 
     private static int intOf(byte[] b) {
