@@ -219,6 +219,10 @@ final class UnetBench {
                 double[] loadAfter = KernelsBench.loadAverage();
                 ObjectNode root = report(c, backend, dtype, int8Mode, graph, plan, weightBytes[0], launchesPerStep,
                         useGraph, batch, height, width, context, warmup, ms, wall, ctx);
+                // the kernel version of each distinct op shape, chosen once when the step was prepared
+                var tactics = root.putArray("tactics");
+                step.tactics().forEach(tactics::add);
+                step.tactics().forEach(t -> err.println("latte: tactic " + t));
                 if (backend instanceof CpuBackend cpu) {
                     ObjectNode host = root.putObject("host");
                     host.put("threads", cpu.threads());

@@ -62,8 +62,10 @@ final class ConvLauncher implements AutoCloseable {
         }
         Tactics.Version version;
         try {
-            version = tactics.conv(precision, l.library().computeCapability(), c, r, s,
-                    h != xs.dim(2) || w != xs.dim(3), (wgt.ptr() & 15) == 0, l.context().emulated(), p);
+            boolean aligned = (wgt.ptr() & 15) == 0;
+            version = l.version(Tactics.Family.CONV, aligned, () -> tactics.conv(precision,
+                    l.library().computeCapability(), c, r, s, h != xs.dim(2) || w != xs.dim(3), aligned,
+                    l.context().emulated(), p));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(what + ": " + e.getMessage(), e);
         }

@@ -66,9 +66,9 @@ final class GemmLauncher implements AutoCloseable {
         check(m < Integer.MAX_VALUE, what);
         Tactics.Version version;
         try {
-            version = tactics.linear(precision, l.library().computeCapability(), in,
-                    AttentionV2.aligned(x.ptr(), w.ptr(), Launch.ptr(b), Launch.ptr(res), out.ptr()),
-                    l.context().emulated());
+            boolean aligned = AttentionV2.aligned(x.ptr(), w.ptr(), Launch.ptr(b), Launch.ptr(res), out.ptr());
+            version = l.version(Tactics.Family.LINEAR, aligned,
+                    () -> tactics.linear(precision, l.library().computeCapability(), in, aligned, l.context().emulated()));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(what + ": " + e.getMessage(), e);
         }
