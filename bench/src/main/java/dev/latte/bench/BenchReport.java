@@ -27,8 +27,8 @@ public final class BenchReport {
     public static final Map<String, String> BASELINES = Map.of(
             "cublas_gemm_ex_fp16", "not run",
             "cublas_gemm_ex_int8", "not run",
-            "cublaslt_matmul", "unavailable: not bound yet",
-            "cudnn_convolution", "unavailable: not bound yet",
+            "cublaslt_matmul", "not run: timed as \"version linear=cublaslt\" (bench kernels --version linear)",
+            "cudnn_convolution", "not run: timed as \"version conv=cudnn\" (bench kernels --version conv)",
             "jcublas", "unavailable: no JCuda dependency (JCublas 12.6 needs libcublas.so.12)",
             "jcudnn", "unavailable: no JCuda dependency (JCudnn 11.7 needs libcudnn.so.8)");
 

@@ -51,7 +51,8 @@ public final class Backends {
      * Every backend and dtype this build can run ops at, the reference last: the op-case test
      * checks each of the others against it, so a backend gets every op test by being listed here.
      * Then the kernel lab: each CUDA kernel version forced by name at each dtype it has kernels for,
-     * which the op-case test runs on its family's ops.
+     * and each library tactic ({@code linear=cublaslt}, {@code conv=cudnn}), which the op-case test
+     * runs on its family's ops (skipped, saying why, where the library or a real GPU is absent).
      */
     public static final List<Spec> SPECS = specs();
 
@@ -62,9 +63,11 @@ public final class Backends {
             for (Tactics.Family f : Tactics.Family.values()) {
                 List<Tactics.Version> vs = Tactics.versions(f).stream()
                         .filter(v -> dtype.equals("fp32") ? v.fp32() : v.fp16()).toList();
-                if (vs.size() > 1) {  // a family with one version at a dtype is what "cuda DTYPE" runs already
-                    vs.forEach(v -> s.add(new Spec("cuda", dtype, v.id())));
-                }
+                // a family with one kernel version at a dtype is what "cuda DTYPE" runs already;
+                // a library tactic always has its own spec
+                boolean several = vs.stream().filter(v -> v.library() == null).count() > 1;
+                vs.stream().filter(v -> several || v.library() != null)
+                        .forEach(v -> s.add(new Spec("cuda", dtype, v.id())));
             }
         }
         s.add(new Spec("ref", "fp32"));
@@ -81,6 +84,12 @@ public final class Backends {
         Unavailable(String backend, String reason) {
             super(backend + " backend unavailable: " + reason);
             this.reason = reason;
+        }
+
+        /** A library tactic forced by name whose library is absent: {@code message} says which and why. */
+        private Unavailable(String message) {
+            super(message);
+            this.reason = message;
         }
 
         public String reason() {
@@ -123,6 +132,10 @@ public final class Backends {
                 return new CpuBackend(threads);
             }
             case "cuda" -> {
+                String missing = missingLibrary(tactics);
+                if (missing != null) {
+                    throw new Unavailable(missing);
+                }
                 String reason = CudaContext.unavailableReason();
                 if (reason != null) {
                     throw new Unavailable("cuda", reason);
@@ -144,6 +157,23 @@ public final class Backends {
             default -> throw new IllegalArgumentException("unknown backend '" + name + "' (this build has: "
                     + String.join(", ", NAMES) + ")");
         }
+    }
+
+    /**
+     * Null if every library tactic {@code tactics} forces can be loaded; else one line naming the
+     * tactic, the library and every place searched (a forced tactic never falls back silently).
+     */
+    public static String missingLibrary(Tactics tactics) {
+        for (Tactics.Family f : Tactics.Family.values()) {
+            Tactics.Version v = tactics.forced(f);
+            if (v != null && v.library() != null) {
+                String r = v.unavailable(false);
+                if (r != null) {
+                    return r;
+                }
+            }
+        }
+        return null;
     }
 
     /** {@link #open} from {@code --backend} (default cpu), {@code --dtype} and {@code --threads} (default: all cores). */

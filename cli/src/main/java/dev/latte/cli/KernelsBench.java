@@ -10,7 +10,9 @@ import dev.latte.bench.OpCases;
 import dev.latte.bench.Stats;
 import dev.latte.core.Int8Mode;
 import dev.latte.cpu.CpuBackend;
+import dev.latte.cuda.CublasLt;
 import dev.latte.cuda.CudaContext;
+import dev.latte.cuda.Cudnn;
 import dev.latte.cuda.backend.CudaBackend;
 import dev.latte.cuda.backend.Tactics;
 import dev.latte.graph.WeightFormat;
@@ -64,12 +66,17 @@ final class KernelsBench {
         List<KernelCase> cases = cases(a, batch, elementBytes);
         List<Tactics.Family> families = versionFamilies(a.get("version", null));
         String kernels = a.get("kernels", "");
+        String missing;
         try {
-            Tactics.parse(kernels);
+            missing = Backends.missingLibrary(Tactics.parse(kernels));
         } catch (IllegalArgumentException e) {
             throw new Args.UsageException("bench kernels: --kernels: " + e.getMessage());
         }
+        if (missing != null) {
+            throw new Args.UsageException("bench kernels: --kernels: " + missing);
+        }
         if (a.flag("list")) {
+            printLibraries(out);
             printTable(cases, null, out);
             printVersions(families, out);
             return 0;
@@ -167,6 +174,25 @@ final class KernelsBench {
                 + version + "'");
     }
 
+    /**
+     * The library tactics' libraries: version and path where found, else why not (every place tried).
+     * Loading one needs no GPU.
+     */
+    static void printLibraries(PrintStream out) {
+        String lt = CublasLt.unavailableReason();
+        out.println("library linear=cublaslt: " + (lt == null ? CublasLt.describe() : "unavailable: " + lt));
+        String dnn = Cudnn.unavailableReason();
+        out.println("library conv=cudnn: " + (dnn == null ? Cudnn.describe() : "unavailable: " + dnn));
+    }
+
+    /** What the JSON names as the version's implementation: the library found, or the kernels' description. */
+    private static String libraryOr(Tactics.Version v) {
+        if (v.library() == null) {
+            return v.description();
+        }
+        return v == Tactics.LINEAR_CUBLASLT ? CublasLt.describe() : Cudnn.describe();
+    }
+
     private static void printVersions(List<Tactics.Family> families, PrintStream out) {
         for (Tactics.Family f : families) {
             for (Tactics.Version v : Tactics.versions(f)) {
@@ -190,6 +216,9 @@ final class KernelsBench {
         List<List<KernelBench.Result>> results = new ArrayList<>();
         for (Tactics.Version v : Tactics.versions(f)) {
             String reason = v.unsupported(backend.precision(), backend.library().computeCapability());
+            if (reason == null) {
+                reason = v.unavailable(backend.context().emulated());
+            }
             if (reason != null) {
                 baselines.put("version " + v.id(), new BenchReport.Baseline("unsupported: " + reason, null, null));
                 continue;
@@ -200,7 +229,7 @@ final class KernelsBench {
                         device.l2Bytes()), warmup, runs, device, dtype);
                 versions.add(v);
                 results.add(r);
-                baselines.put("version " + v.id(), new BenchReport.Baseline("ok", v.description(), r));
+                baselines.put("version " + v.id(), new BenchReport.Baseline("ok", libraryOr(v), r));
             }
         }
         out.printf(Locale.ROOT, "%s versions, median ms per run (x = speed-up over %s):%n", f.id(),

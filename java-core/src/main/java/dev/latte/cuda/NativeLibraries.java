@@ -7,8 +7,10 @@ import java.lang.foreign.SymbolLookup;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.function.UnaryOperator;
 import java.util.stream.Stream;
@@ -22,14 +24,27 @@ import java.util.stream.Stream;
  * is taken from a directory, the {@code libnvrtc-builtins} beside it is loaded first (NVRTC finds
  * it by soname and would not look in that directory). Libraries stay loaded for the life of the
  * process; the result, or the failure, is cached.
+ * <p>
+ * The optional libraries of the library tactics, cuBLASLt ({@code libcublasLt.so.13}, then
+ * {@code .12}) and cuDNN 9 ({@code libcudnn.so.9}), are searched in the same places (no last-resort
+ * directories). Where cuDNN is taken from a directory, its sub-libraries beside it
+ * ({@code libcudnn_graph.so.9}, {@code libcudnn_ops.so.9}, {@code libcudnn_cnn.so.9}, the engines)
+ * are loaded first: the shim opens them by soname and would not look in that directory. Neither is
+ * ever required: {@link #unavailableReason} says in one line why one is absent.
  */
 @SuppressWarnings("restricted")   // binding native code is this class's job
 public final class NativeLibraries {
     private NativeLibraries() {
     }
 
-    /** What to look for: sonames in order of preference, and whether NVRTC's builtins come first. */
-    record Spec(List<String> sonames, boolean nvrtcBuiltins, List<String> lastResortDirs) {
+    /**
+     * What to look for: sonames in order of preference, whether NVRTC's builtins come first, and
+     * the sonames of companion libraries loaded first from the same directory where present.
+     */
+    record Spec(List<String> sonames, boolean nvrtcBuiltins, List<String> lastResortDirs, List<String> companions) {
+        Spec(List<String> sonames, boolean nvrtcBuiltins, List<String> lastResortDirs) {
+            this(sonames, nvrtcBuiltins, lastResortDirs, List.of());
+        }
     }
 
     /** A loaded library and where it came from. */
@@ -40,8 +55,67 @@ public final class NativeLibraries {
             List.of("/usr/local/nvidia/lib64", "/usr/lib/wsl/lib"));
     static final Spec NVRTC = new Spec(List.of("libnvrtc.so.13", "libnvrtc.so.12"), true, List.of());
     static final Spec CUBLAS = new Spec(List.of("libcublas.so.13", "libcublas.so.12"), false, List.of());
+    static final Spec CUBLASLT = new Spec(List.of("libcublasLt.so.13", "libcublasLt.so.12"), false, List.of());
+    /** In dependency order: each is opened before the ones that need it. */
+    static final Spec CUDNN = new Spec(List.of("libcudnn.so.9"), false, List.of(), List.of("libcudnn_graph.so.9",
+            "libcudnn_engines_precompiled.so.9", "libcudnn_engines_runtime_compiled.so.9", "libcudnn_heuristic.so.9",
+            "libcudnn_ops.so.9", "libcudnn_cnn.so.9", "libcudnn_adv.so.9"));
     static final String DEFAULT_CUDA_HOME = "/usr/local/cuda";
     private static Object cublas; // Loaded or CudaUnavailableException
+    private static final Map<Spec, Object> OPTIONAL = new HashMap<>(); // Loaded or the exception
+
+    /** The library tactics' optional libraries. */
+    public enum OptionalLibrary {
+        CUBLASLT("cuBLASLt", NativeLibraries.CUBLASLT), CUDNN("cuDNN", NativeLibraries.CUDNN);
+
+        final String label;
+        final Spec spec;
+
+        OptionalLibrary(String label, Spec spec) {
+            this.label = label;
+            this.spec = spec;
+        }
+
+        public String label() {
+            return label;
+        }
+    }
+
+    /** {@code lib}, loaded once; throws {@link CudaUnavailableException} listing every path tried. */
+    public static SymbolLookup optional(OptionalLibrary lib) {
+        return optionalLoaded(lib).lookup();
+    }
+
+    /** Where {@code lib} was loaded from. */
+    public static String optionalLocation(OptionalLibrary lib) {
+        return optionalLoaded(lib).location();
+    }
+
+    /** Null if {@code lib} loads; else one line saying why not (every path tried). */
+    public static String unavailableReason(OptionalLibrary lib) {
+        try {
+            optionalLoaded(lib);
+            return null;
+        } catch (CudaUnavailableException e) {
+            return e.getMessage();
+        }
+    }
+
+    private static synchronized Loaded optionalLoaded(OptionalLibrary lib) {
+        Object o = OPTIONAL.get(lib.spec);
+        if (o == null) {
+            try {
+                o = load(lib.spec, System::getenv, true);
+            } catch (CudaUnavailableException e) {
+                o = e;
+            }
+            OPTIONAL.put(lib.spec, o);
+        }
+        if (o instanceof CudaUnavailableException e) {
+            throw new CudaUnavailableException(e.getMessage());
+        }
+        return (Loaded) o;
+    }
 
     /** cuBLAS (for benchmark baselines); throws {@link CudaUnavailableException} listing every path tried. */
     public static synchronized SymbolLookup cublas() {
@@ -170,12 +244,27 @@ public final class NativeLibraries {
                 if (spec.nvrtcBuiltins()) {
                     loadBuiltins(dir, soname);
                 }
+                loadCompanions(dir, spec.companions());
                 return new Loaded(SymbolLookup.libraryLookup(p, Arena.global()), p.toString());
             } catch (IllegalArgumentException e) {
                 tried.add(p + " (present but failed to load: " + e.getMessage() + ")");
             }
         }
         return null;
+    }
+
+    /** Companions present in {@code dir}, in order; one that fails to load is left to the library to report. */
+    private static void loadCompanions(Path dir, List<String> companions) {
+        for (String c : companions) {
+            Path p = dir.resolve(c);
+            if (Files.isRegularFile(p)) {
+                try {
+                    SymbolLookup.libraryLookup(p, Arena.global());
+                } catch (IllegalArgumentException e) {
+                    // the shim names the sub-library it cannot open when it needs it
+                }
+            }
+        }
     }
 
     /** libnvrtc.so.13 opens libnvrtc-builtins.so.13.x by soname; have it loaded already. */

@@ -5,6 +5,7 @@ import dev.latte.core.NormAct;
 import dev.latte.core.OpChecks;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
+import dev.latte.cuda.Cudnn;
 import dev.latte.cuda.KernelArgs;
 
 import static dev.latte.cuda.backend.Launch.check;
@@ -13,9 +14,11 @@ import static dev.latte.cuda.backend.Launch.check;
  * {@code conv.cu}: the implicit-GEMM convolution on {@code common.cuh}'s tile (tensor cores for
  * fp16), with GroupNorm+SiLU applied on load (statistics from a read-only pass,
  * {@link NormLauncher#groupNormStats}), the nearest upsample in the load, bias and residual in the
- * epilogue.
+ * epilogue. Where {@code conv=cudnn} is forced, cuDNN's fused convolution instead ({@link Cudnn}, its
+ * handle made on first use and kept until {@link #close}); the backend runs GroupNorm and the
+ * upsample before it ({@link #onLibrary}).
  */
-final class ConvLauncher {
+final class ConvLauncher implements AutoCloseable {
     static final String FILE = "conv.cu";
 
     private final Launch l;
@@ -23,6 +26,7 @@ final class ConvLauncher {
     private final Tactics tactics;
     private final CudaBackend.Precision precision;
     private final ConvV2 v2;
+    private Cudnn cudnn;
 
     public ConvLauncher(Launch launch, NormLauncher norms, Tactics tactics, CudaBackend.Precision precision) {
         this.l = launch;
@@ -60,9 +64,18 @@ final class ConvLauncher {
         try {
             boolean aligned = (wgt.ptr() & 15) == 0;
             version = l.version(Tactics.Family.CONV, aligned, () -> tactics.conv(precision,
-                    l.library().computeCapability(), c, r, s, h != xs.dim(2) || w != xs.dim(3), aligned));
+                    l.library().computeCapability(), c, r, s, h != xs.dim(2) || w != xs.dim(3), aligned,
+                    l.context().emulated(), p));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(what + ": " + e.getMessage(), e);
+        }
+        if (version == Tactics.CONV_CUDNN) {
+            if (norm != null || h != xs.dim(2) || w != xs.dim(3)) {
+                throw new IllegalStateException(what + ": conv=cudnn takes the normalised, resized input");
+            }
+            cudnn().conv(precision == CudaBackend.Precision.FP16, x.ptr(), wgt.ptr(), Launch.ptr(b), Launch.ptr(res),
+                    out.ptr(), n, c, h, w, k, r, s, p.padTop(), p.padLeft(), p.strideH(), p.strideW(), pOut, qOut);
+            return;
         }
         if (version == Tactics.CONV_V2) {
             long ss = 0;
@@ -108,5 +121,35 @@ final class ConvLauncher {
                 .i32(xs.dim(2)).i32(xs.dim(3));
         l.kernel(FILE, "conv2d").launch(Launch.blocks(m, GemmLauncher.TILE_M), Launch.blocks(k, GemmLauncher.TILE_N),
                 1, GemmLauncher.THREADS, 1, 1, 0, a);
+    }
+
+    /**
+     * cuDNN's handle, this shape's descriptors, workspace and (without a bias) zero bias, made now:
+     * outside the CUDA graph the step is captured into. {@code x} is the input before any resize.
+     */
+    void reserveLibrary(Shape x, int h, int w, Shape wt, Conv2dParams p, boolean bias) {
+        cudnn().reserve(precision == CudaBackend.Precision.FP16, x.dim(0), x.dim(1), h, w, wt.dim(0), wt.dim(2),
+                wt.dim(3), p.padTop(), p.padLeft(), p.strideH(), p.strideW(), p.outHeight(h, wt.dim(2)),
+                p.outWidth(w, wt.dim(3)), bias);
+    }
+
+    private Cudnn cudnn() {
+        if (cudnn == null) {
+            cudnn = new Cudnn(l.context());
+        }
+        return cudnn;
+    }
+
+    /** Whether convolutions go to cuDNN: the backend then runs GroupNorm and Upsample2D first, as their own kernels. */
+    boolean onLibrary() {
+        return tactics.forced(Tactics.Family.CONV) == Tactics.CONV_CUDNN;
+    }
+
+    @Override
+    public void close() {
+        if (cudnn != null) {
+            cudnn.close();
+            cudnn = null;
+        }
     }
 }

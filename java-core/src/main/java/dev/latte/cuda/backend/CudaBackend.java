@@ -158,7 +158,7 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         }
         // a kernel version forced by name that cannot run this op's shapes
         try {
-            tactics.forOp(op, g, precision, lib.computeCapability());
+            tactics.forOp(op, g, precision, lib.computeCapability(), ctx.emulated());
         } catch (IllegalArgumentException e) {
             return e.getMessage();
         }
@@ -208,6 +208,61 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
             }
         }
         launch.scratch(bytes);
+        reserveLibraries(graph);
+    }
+
+    /**
+     * Library tactics allocate outside the graph they are captured into: cuBLASLt's handle and
+     * workspace, cuDNN's handle, per-shape descriptors and workspace, and the buffer that holds a
+     * convolution's GroupNorm'd or upsampled input. Nothing where the library cannot run here (the
+     * op then says why).
+     */
+    private void reserveLibraries(Graph graph) {
+        boolean linear = tactics.forced(Tactics.Family.LINEAR) == Tactics.LINEAR_CUBLASLT
+                && Tactics.LINEAR_CUBLASLT.unavailable(ctx.emulated()) == null;
+        boolean conv = convs.onLibrary() && Tactics.CONV_CUDNN.unavailable(ctx.emulated()) == null;
+        for (Op op : graph.ops()) {
+            switch (op) {
+                case Op.Linear l when linear -> gemms.reserveLibrary();
+                case Op.Conv2dFused c when conv -> {
+                    Shape x = graph.value(c.x()).shape();
+                    if (c.normGamma() >= 0) {
+                        libraryInput(x);
+                    }
+                    convs.reserveLibrary(x, x.dim(2), x.dim(3), graph.value(c.w()).shape(), c.p(), c.bias() >= 0);
+                }
+                case Op.Conv2d c when conv -> {
+                    Shape x = graph.value(c.x()).shape();
+                    convs.reserveLibrary(x, x.dim(2), x.dim(3), graph.value(c.w()).shape(), c.p(), c.bias() >= 0);
+                }
+                case Op.Conv2dUpsampled c when conv -> {
+                    Shape x = graph.value(c.x()).shape();
+                    libraryInput(Shape.of(x.dim(0), x.dim(1), c.height(), c.width()));
+                    convs.reserveLibrary(x, c.height(), c.width(), graph.value(c.w()).shape(), c.p(), c.bias() >= 0);
+                }
+                default -> {
+                }
+            }
+        }
+    }
+
+    private CudaTensor libraryInput;
+
+    /** A view of the buffer for a cuDNN convolution's normalised or resized input, grown outside a capture. */
+    private Tensor libraryInput(Shape shape) {
+        long bytes = shape.numel() * dtype.bytes();
+        if (libraryInput == null || libraryInput.bytes() < bytes) {
+            if (ctx.capturing()) {
+                throw new IllegalStateException("CUDA graph capture: conv=cudnn needs " + bytes + " bytes for its"
+                        + " normalised input, " + (libraryInput == null ? 0 : libraryInput.bytes())
+                        + " reserved (run it from a planned arena: Backend.reserve)");
+            }
+            if (libraryInput != null) {
+                release(libraryInput);
+            }
+            libraryInput = (CudaTensor) arena(bytes);
+        }
+        return view(libraryInput, 0, shape);
     }
 
     private static long groupLen(Shape x, int groups) {
@@ -414,6 +469,8 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         for (long p : ptrs) {
             step(errors, () -> ctx.free(p));
         }
+        step(errors, gemms::close);
+        step(errors, convs::close);
         step(errors, elementwise::close);
         step(errors, launch::close);
         step(errors, lib::close);
@@ -471,12 +528,25 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     @Override
     public void conv2dFused(Tensor x, NormAct norm, Tensor w, Tensor bias, Conv2dParams p, Tensor residual,
                             Tensor out) {
+        if (norm != null && convs.onLibrary()) {   // cuDNN's convolution has no GroupNorm on load
+            Tensor tmp = libraryInput(x.shape());
+            norms.groupNorm(x, norm.gamma(), norm.beta(), norm.groups(), norm.eps(), norm.silu(), tmp);
+            convs.conv(tmp, x.shape().dim(-2), x.shape().dim(-1), null, w, bias, p, residual, out);
+            return;
+        }
         convs.conv(x, x.shape().dim(-2), x.shape().dim(-1), norm, w, bias, p, residual, out);
     }
 
     /** The same kernel reading x nearest-resized to height × width: Upsample2D in the conv's load. */
     @Override
     public void conv2dUpsampled(Tensor x, int height, int width, Tensor w, Tensor bias, Conv2dParams p, Tensor out) {
+        if (convs.onLibrary() && (height != x.shape().dim(-2) || width != x.shape().dim(-1))) {
+            Shape xs = x.shape();
+            Tensor tmp = libraryInput(Shape.of(xs.dim(0), xs.dim(1), height, width));
+            elementwise.upsampleNearest(x, tmp);
+            convs.conv(tmp, height, width, null, w, bias, p, null, out);
+            return;
+        }
         convs.conv(x, height, width, null, w, bias, p, null, out);
     }
 

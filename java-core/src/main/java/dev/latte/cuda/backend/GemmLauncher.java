@@ -3,14 +3,19 @@ package dev.latte.cuda.backend;
 import dev.latte.core.OpChecks;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
+import dev.latte.cuda.CublasLt;
 import dev.latte.cuda.KernelArgs;
 
 import java.util.Locale;
 
 import static dev.latte.cuda.backend.Launch.check;
 
-/** {@code gemm.cu} (and the tile every GEMM of {@code common.cuh} shares, the convolution's too). */
-final class GemmLauncher {
+/**
+ * {@code gemm.cu} (and the tile every GEMM of {@code common.cuh} shares, the convolution's too);
+ * where {@code linear=cublaslt} is forced, cuBLASLt instead ({@link CublasLt}, its handle made on
+ * first use and kept until {@link #close}).
+ */
+final class GemmLauncher implements AutoCloseable {
     static final String FILE = "gemm.cu";
     /** The output tile of one block (rows × columns) and its threads, as {@code common.cuh} defines them. */
     static final int TILE_M = KernelLibrary.define("common.cuh", "GEMM_BM"),
@@ -21,6 +26,7 @@ final class GemmLauncher {
     private final Tactics tactics;
     private final CudaBackend.Precision precision;
     private final LinearV2 v2;
+    private CublasLt lt;
 
     public GemmLauncher(Launch launch, Tactics tactics, CudaBackend.Precision precision) {
         this.l = launch;
@@ -62,9 +68,19 @@ final class GemmLauncher {
         try {
             boolean aligned = AttentionV2.aligned(x.ptr(), w.ptr(), Launch.ptr(b), Launch.ptr(res), out.ptr());
             version = l.version(Tactics.Family.LINEAR, aligned,
-                    () -> tactics.linear(precision, l.library().computeCapability(), in, aligned));
+                    () -> tactics.linear(precision, l.library().computeCapability(), in, aligned, l.context().emulated()));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(what + ": " + e.getMessage(), e);
+        }
+        if (version == Tactics.LINEAR_CUBLASLT) {
+            if (epi != LinearV2.Epilogue.BIAS && epi != LinearV2.Epilogue.RESIDUAL) {
+                return false;   // SiLU and GEGLU are not cuBLASLt epilogues: linear(), then their own kernel
+            }
+            if (m > 0 && outF > 0) {
+                lt().linear(precision == CudaBackend.Precision.FP16, x.ptr(), w.ptr(), Launch.ptr(b), Launch.ptr(res),
+                        out.ptr(), (int) m, outF, in);
+            }
+            return true;
         }
         if (version != Tactics.LINEAR_V2) {
             return false;
@@ -131,9 +147,39 @@ final class GemmLauncher {
         if (m == 0 || outF == 0) {
             return;
         }
+        if (tactics.forced(Tactics.Family.LINEAR) == Tactics.LINEAR_CUBLASLT) {
+            try {
+                tactics.linear(precision, l.library().computeCapability(), in, true, l.context().emulated());
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(what + ": " + e.getMessage(), e);
+            }
+            lt().linear(precision == CudaBackend.Precision.FP16, x.ptr(), w.ptr(), Launch.ptr(b), 0, out.ptr(), (int) m,
+                    outF, in);
+            return;
+        }
         l.kernel(FILE, "linear").launch(Launch.blocks(m, TILE_M), Launch.blocks(outF, TILE_N), 1, THREADS, 1, 1, 0,
                 new KernelArgs().ptr(x.ptr()).ptr(w.ptr()).ptr(Launch.ptr(b)).ptr(Launch.ptr(res)).ptr(out.ptr())
                         .i32((int) m).i32(outF)
                         .i32(in));
+    }
+
+    /** cuBLASLt's handle and workspace, made now: outside the CUDA graph the step is captured into. */
+    void reserveLibrary() {
+        lt();
+    }
+
+    private CublasLt lt() {
+        if (lt == null) {
+            lt = new CublasLt(l.context());
+        }
+        return lt;
+    }
+
+    @Override
+    public void close() {
+        if (lt != null) {
+            lt.close();
+            lt = null;
+        }
     }
 }

@@ -1,5 +1,9 @@
 package dev.latte.cuda.backend;
 
+import dev.latte.core.Conv2dParams;
+import dev.latte.cuda.CublasLt;
+import dev.latte.cuda.Cudnn;
+import dev.latte.cuda.NativeLibraries.OptionalLibrary;
 import dev.latte.core.Shape;
 import dev.latte.cuda.backend.CudaBackend.Precision;
 import dev.latte.graph.Graph;
@@ -30,6 +34,12 @@ import java.util.stream.Collectors;
  *
  * A forced version that cannot run a case (storage type, architecture, shape) is an error naming the
  * version and the reason, never a silent fallback: a benchmark of v2 must time v2.
+ *
+ * <p>Library tactics sit beside the versions: {@code linear=cublaslt} ({@link CublasLt}: bias in the
+ * epilogue, the residual as C with β = 1) and {@code conv=cudnn} ({@link Cudnn}: bias and residual
+ * in cuDNN's fused convolution). They are forced by name only (the default table does not pick them
+ * until a GPU has measured them against v1/v2), their libraries are optional, and where a library is
+ * absent, or the device is emulated (it cannot run NVIDIA's SASS), forcing one is an error saying so.
  */
 public final class Tactics {
     /** A kernel family: the ops that share one set of versions. */
@@ -65,11 +75,33 @@ public final class Tactics {
      * @param minCc lowest compute capability its kernels are built for (10·major + minor)
      * @param fp32  whether it has fp32-storage kernels
      * @param fp16  whether it has fp16-storage kernels
+     * @param library for a library tactic, the optional library it calls (null for kernels of this project)
      */
     public record Version(Family family, String name, String file, int minCc, boolean fp32, boolean fp16,
-                          String description) {
+                          String description, OptionalLibrary library) {
+        public Version(Family family, String name, String file, int minCc, boolean fp32, boolean fp16,
+                       String description) {
+            this(family, name, file, minCc, fp32, fp16, description, null);
+        }
+
         public String id() {
             return family.id() + "=" + name;
+        }
+
+        /**
+         * Null if this version can run here; else why not, in one line: for a library tactic, its
+         * library absent (the places tried) or the device emulated.
+         */
+        public String unavailable(boolean emulated) {
+            if (library == null) {
+                return null;
+            }
+            String r = library == OptionalLibrary.CUBLASLT ? CublasLt.unavailableReason() : Cudnn.unavailableReason();
+            if (r != null) {
+                return id() + " unavailable: " + r;
+            }
+            return emulated ? id() + ": the emulated device cannot run " + library.label()
+                    + "'s kernels (NVIDIA SASS); a GPU runs this case" : null;
         }
 
         /** Why it cannot run at this precision and architecture, or null if it can. */
@@ -101,9 +133,16 @@ public final class Tactics {
             "implicit GEMM on 128x128 tensor-core tiles, division-free incremental im2col, cp.async weights,"
                     + " GroupNorm as one FMA from per-(n, c) scale/shift");
 
+    public static final Version LINEAR_CUBLASLT = new Version(Family.LINEAR, "cublaslt", "libcublasLt.so.13|12", 0,
+            true, true, "cuBLASLt matmul (library): bias in the epilogue, residual as C with beta = 1, fp32 accumulation",
+            OptionalLibrary.CUBLASLT);
+    public static final Version CONV_CUDNN = new Version(Family.CONV, "cudnn", "libcudnn.so.9", 0, true, true,
+            "cuDNN 9 cudnnConvolutionBiasActivationForward (library): bias and residual fused, NCHW;"
+                    + " GroupNorm and Upsample2D run before it as their own kernels", OptionalLibrary.CUDNN);
+
     /** Every version of every family, in the order the lab lists them. */
     public static final List<Version> VERSIONS = List.of(ATTENTION_V1, ATTENTION_V2, LINEAR_V1, LINEAR_V2,
-            CONV_V1, CONV_V2);
+            LINEAR_CUBLASLT, CONV_V1, CONV_V2, CONV_CUDNN);
 
     private static final Tactics DEFAULTS = new Tactics(new EnumMap<>(Family.class));
 
@@ -208,9 +247,21 @@ public final class Tactics {
         return f;
     }
 
-    /** The linear version for one GEMM: forced (an error naming why, if it cannot run), else v2 where it applies, else v1. */
+    /** As below, on a real device. */
     Version linear(Precision p, int cc, int k, boolean aligned) {
+        return linear(p, cc, k, aligned, false);
+    }
+
+    /** The linear version for one GEMM: forced (an error naming why, if it cannot run), else v2 where it applies, else v1. */
+    Version linear(Precision p, int cc, int k, boolean aligned, boolean emulated) {
         Version f = forced.get(Family.LINEAR);
+        if (f != null && f.library() != null) {
+            String r = f.unavailable(emulated);
+            if (r != null) {
+                throw new IllegalArgumentException(r);
+            }
+            return f;
+        }
         String v2Reason = LINEAR_V2.unsupported(p, cc);
         if (v2Reason == null) {
             v2Reason = LinearV2.unsupported(k, aligned);
@@ -225,9 +276,26 @@ public final class Tactics {
         return f;
     }
 
-    /** The conv version for one convolution: forced (an error naming why, if it cannot run), else v2 where it applies, else v1. */
+    /** As below, on a real device, padding symmetric. */
     Version conv(Precision p, int cc, int c, int r, int s, boolean resized, boolean aligned) {
+        return conv(p, cc, c, r, s, resized, aligned, false, Conv2dParams.of(1, 0));
+    }
+
+    /** The conv version for one convolution: forced (an error naming why, if it cannot run), else v2 where it applies, else v1. */
+    Version conv(Precision p, int cc, int c, int r, int s, boolean resized, boolean aligned, boolean emulated,
+                 Conv2dParams params) {
         Version f = forced.get(Family.CONV);
+        if (f != null && f.library() != null) {
+            String reason = f.unavailable(emulated);
+            if (reason == null && (params.padTop() != params.padBottom() || params.padLeft() != params.padRight())) {
+                reason = f.id() + " pads symmetrically; padding top " + params.padTop() + " bottom "
+                        + params.padBottom() + " left " + params.padLeft() + " right " + params.padRight() + " is not";
+            }
+            if (reason != null) {
+                throw new IllegalArgumentException(reason);
+            }
+            return f;
+        }
         String v2Reason = CONV_V2.unsupported(p, cc);
         if (v2Reason == null) {
             v2Reason = ConvV2.unsupported(c, r, s, resized, aligned);
@@ -248,23 +316,28 @@ public final class Tactics {
      * {@link IllegalArgumentException} naming why where a forced version cannot run it.
      */
     public Version forOp(Op op, Graph g, Precision p, int cc) {
+        return forOp(op, g, p, cc, false);
+    }
+
+    /** As above; on the emulated device a forced library tactic is refused, saying so. */
+    public Version forOp(Op op, Graph g, Precision p, int cc, boolean emulated) {
         return switch (op) {
             case Op.Attention a -> attention(p, cc, g.value(a.q()).shape().dim(2) / a.heads(), true, a.causal(),
                     g.value(a.q()).shape().dim(1) == g.value(a.k()).shape().dim(1));
-            case Op.Linear l -> linear(p, cc, g.value(l.w()).shape().dim(1), true);
-            case Op.LinearResidual l -> linear(p, cc, g.value(l.w()).shape().dim(1), true);
-            case Op.LinearGeglu l -> linear(p, cc, g.value(l.w()).shape().dim(1), true);
-            case Op.LinearQkv l -> linear(p, cc, g.value(l.wq()).shape().dim(1), true);
+            case Op.Linear l -> linear(p, cc, g.value(l.w()).shape().dim(1), true, emulated);
+            case Op.LinearResidual l -> linear(p, cc, g.value(l.w()).shape().dim(1), true, emulated);
+            case Op.LinearGeglu l -> linear(p, cc, g.value(l.w()).shape().dim(1), true, emulated);
+            case Op.LinearQkv l -> linear(p, cc, g.value(l.wq()).shape().dim(1), true, emulated);
             case Op.AttentionQkv a -> attention(p, cc, g.value(a.qkv()).shape().dim(3) / a.heads(), true, a.causal(), true);
-            case Op.Conv2dFused c -> conv(p, cc, g.value(c.w()).shape(), false);
-            case Op.Conv2d c -> conv(p, cc, g.value(c.w()).shape(), false);
-            case Op.Conv2dUpsampled c -> conv(p, cc, g.value(c.w()).shape(), true);
+            case Op.Conv2dFused c -> conv(p, cc, g.value(c.w()).shape(), false, emulated, c.p());
+            case Op.Conv2d c -> conv(p, cc, g.value(c.w()).shape(), false, emulated, c.p());
+            case Op.Conv2dUpsampled c -> conv(p, cc, g.value(c.w()).shape(), true, emulated, c.p());
             default -> null;
         };
     }
 
-    private Version conv(Precision p, int cc, Shape w, boolean resized) {
-        return conv(p, cc, w.dim(1), w.dim(2), w.dim(3), resized, true);
+    private Version conv(Precision p, int cc, Shape w, boolean resized, boolean emulated, Conv2dParams params) {
+        return conv(p, cc, w.dim(1), w.dim(2), w.dim(3), resized, true, emulated, params);
     }
 
     @Override

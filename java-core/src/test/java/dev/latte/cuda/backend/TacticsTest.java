@@ -1,11 +1,14 @@
 package dev.latte.cuda.backend;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.latte.core.Conv2dParams;
+import dev.latte.cuda.CublasLt;
+import dev.latte.cuda.Cudnn;
 import dev.latte.core.Shape;
 import dev.latte.cuda.backend.CudaBackend.Precision;
 import dev.latte.graph.Graph;
@@ -93,6 +96,56 @@ class TacticsTest {
         for (int w : new int[] {32, 48, 64, 80, 96, 128, 160}) {
             // no opt-in above 48 KiB needed for any width
             assertTrue(AttentionV2.sharedBytes(w) <= 48 * 1024, "width " + w);
+        }
+    }
+
+    /** The default table never picks a library tactic: only a GPU's measurements may. */
+    @Test
+    void libraryTacticsAreForcedByNameOnly() {
+        assertEquals("no kernel version linear=cublas (linear has v1, v2, cublaslt)",
+                assertThrows(IllegalArgumentException.class, () -> Tactics.parse("linear=cublas")).getMessage());
+        assertSame(Tactics.LINEAR_CUBLASLT, Tactics.parse("linear=cublaslt").forced(Tactics.Family.LINEAR));
+        assertSame(Tactics.CONV_CUDNN, Tactics.parse("conv=cudnn").forced(Tactics.Family.CONV));
+        Tactics d = Tactics.defaults();
+        for (Precision p : Precision.values()) {
+            assertTrue(d.linear(p, 90, 320, true, false).library() == null);
+            assertTrue(d.conv(p, 90, 320, 3, 3, false, true, false, Conv2dParams.of(1, 1)).library() == null);
+        }
+    }
+
+    /**
+     * Forced without its library: one line naming the tactic, the soname and every place searched.
+     * With the library: refused on the emulated device (it cannot run NVIDIA's SASS), picked otherwise.
+     */
+    @Test
+    void aForcedLibraryTacticSaysWhyItCannotRun() {
+        Tactics lt = Tactics.parse("linear=cublaslt");
+        String missing = CublasLt.unavailableReason();
+        if (missing != null) {
+            String m = assertThrows(IllegalArgumentException.class,
+                    () -> lt.linear(Precision.FP16, 90, 320, true, false)).getMessage();
+            assertTrue(m.startsWith("linear=cublaslt unavailable: no libcublasLt.so.13 or libcublasLt.so.12 (tried: "), m);
+            assertFalse(m.contains("\n"), m);
+            assertEquals(m, Tactics.LINEAR_CUBLASLT.unavailable(true));
+        } else {
+            assertSame(Tactics.LINEAR_CUBLASLT, lt.linear(Precision.FP16, 90, 320, true, false));
+            assertEquals("linear=cublaslt: the emulated device cannot run cuBLASLt's kernels (NVIDIA SASS); a GPU runs"
+                    + " this case", assertThrows(IllegalArgumentException.class,
+                    () -> lt.linear(Precision.FP16, 90, 320, true, true)).getMessage());
+        }
+        Tactics dnn = Tactics.parse("conv=cudnn");
+        Conv2dParams downsample = new Conv2dParams(2, 2, 0, 0, 1, 1);
+        if (Cudnn.unavailableReason() != null) {
+            String m = assertThrows(IllegalArgumentException.class, () -> dnn.conv(Precision.FP16, 90, 320, 3, 3,
+                    false, true, false, Conv2dParams.of(1, 1))).getMessage();
+            assertTrue(m.startsWith("conv=cudnn unavailable: no libcudnn.so.9 (tried: "), m);
+            assertFalse(m.contains("\n"), m);
+        } else {
+            assertSame(Tactics.CONV_CUDNN, dnn.conv(Precision.FP16, 90, 320, 3, 3, false, true, false,
+                    Conv2dParams.of(1, 1)));
+            assertEquals("conv=cudnn pads symmetrically; padding top 0 bottom 1 left 0 right 1 is not",
+                    assertThrows(IllegalArgumentException.class, () -> dnn.conv(Precision.FP16, 90, 320, 3, 3, false,
+                            true, false, downsample)).getMessage());
         }
     }
 

@@ -95,6 +95,32 @@ class BenchCliTest {
                 "no kernel version attention=v9 (attention has v1, v2)");
     }
 
+    /**
+     * --list says which libraries the library tactics found (version and path) or why not; forcing
+     * one whose library is absent is a one-line error, exit 2, never a silent fallback.
+     */
+    @Test
+    void libraryTacticsReportTheirLibraries() {
+        Result r = latte("bench", "kernels", "--list", "--config", "ci", "--version", "linear");
+        assertEquals(0, r.code(), r.err());
+        String lt = dev.latte.cuda.CublasLt.unavailableReason(), dnn = dev.latte.cuda.Cudnn.unavailableReason();
+        assertTrue(r.out().contains("library linear=cublaslt: " + (lt == null ? "cuBLASLt " : "unavailable: " + lt)),
+                r.out());
+        assertTrue(r.out().contains("library conv=cudnn: " + (dnn == null ? "cuDNN " : "unavailable: " + dnn)), r.out());
+        assertTrue(r.out().contains("linear=cublaslt sm_any fp32,fp16 cuBLASLt matmul (library)"), r.out());
+        Result forced = latte("bench", "kernels", "--list", "--config", "ci", "--kernels", "linear=cublaslt");
+        if (lt != null) {
+            assertBadInput(forced, "bench kernels: --kernels: linear=cublaslt unavailable: no libcublasLt.so.13 or"
+                    + " libcublasLt.so.12 (tried: ");
+        } else {
+            assertEquals(0, forced.code(), forced.err());
+        }
+        Result conv = latte("bench", "kernels", "--kernels", "conv=cudnn", "--config", "ci");
+        if (dnn != null) {
+            assertBadInput(conv, "bench kernels: --kernels: conv=cudnn unavailable: no libcudnn.so.9 (tried: ");
+        }
+    }
+
     @Test
     void kernelsListOfACustomConfig() throws IOException {
         Result r = latte("bench", "kernels", "--list", "--config", tinyConfig().toString(), "--sizes", "128",

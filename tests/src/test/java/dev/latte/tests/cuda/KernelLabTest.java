@@ -196,7 +196,8 @@ class KernelLabTest extends CudaVsCpuFixture {
         List<DynamicTest> tests = new ArrayList<>();
         for (Tactics.Version v : Tactics.versions(Tactics.Family.LINEAR)) {
             for (Precision p : Precision.values()) {
-                if (v.unsupported(p, ctx.computeCapability()) != null) {
+                // library tactics run NVIDIA's SASS: the op-case table checks them on a GPU
+                if (v.library() != null || v.unsupported(p, ctx.computeCapability()) != null) {
                     continue;
                 }
                 for (Lin l : LINEARS) {
@@ -342,7 +343,8 @@ class KernelLabTest extends CudaVsCpuFixture {
         List<DynamicTest> tests = new ArrayList<>();
         for (Tactics.Version v : Tactics.versions(Tactics.Family.CONV)) {
             for (Precision p : Precision.values()) {
-                if (v.unsupported(p, ctx.computeCapability()) != null) {
+                // library tactics run NVIDIA's SASS: the op-case table checks them on a GPU
+                if (v.library() != null || v.unsupported(p, ctx.computeCapability()) != null) {
                     continue;
                 }
                 for (Cv cv : CONVS) {
