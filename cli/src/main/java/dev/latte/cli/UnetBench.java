@@ -95,18 +95,18 @@ final class UnetBench {
             throw new Args.UsageException("bench unet: give --config (random weights) or --weights DIR (a diffusers"
                     + " UNet folder, its config.json), not both");
         }
-        long t0 = System.nanoTime(); // the load's time: header, NaN/Inf scan, upload (the packing is in the first step)
+        long loadStart = System.nanoTime(); // header, NaN/Inf scan, upload (the packing is in the first step)
         try (UNetModel model = UNetModel.load(Path.of(weightsDir))) {
             if (model.isQuantized()) {
                 throw new Args.UsageException("bench unet: --weights " + weightsDir + " holds int8 weights; time"
                         + " int8 with --config DIR --dtype int8");
             }
-            return run(a, out, err, model, t0);
+            return run(a, out, err, model, loadStart);
         }
     }
 
     /** With {@code model} null, the seeded random weights of --config; else the model's own, mapped from its file. */
-    private static int run(Args a, PrintStream out, PrintStream err, UNetModel model, long t0) {
+    private static int run(Args a, PrintStream out, PrintStream err, UNetModel model, long loadStart) {
         Config c = model == null ? config(a.required("config"), "bench unet")
                 : new Config(model.dir().toString(), model.dir().resolve(UNetModel.CONFIG).toString(), model.config(),
                 null);
@@ -196,7 +196,7 @@ final class UnetBench {
                     weightBytes[0] += p.shape().numel() * floatBytes;
                 }
             });
-            double loadMs = (System.nanoTime() - t0) / 1e6;
+            double loadMs = (System.nanoTime() - loadStart) / 1e6;
             err.println("latte: planning " + graph.ops().size() + " ops...");
             MemoryPlan plan = MemoryPlanner.plan(graph, backend.activationBytes(), Set.of("out"));
             // --graph: the CUDA backend's step (eager first run, then one captured graph replayed); else op by op
