@@ -19,7 +19,8 @@ PyTorch's environment, set here before torch is imported (and recorded in the JS
   python3 bench/cpu_vs_torch.py --config tests/src/test/resources/golden/unet-tiny --shapes 128x128x2 \
       --rounds 20 --json bench/results/cpu-vs-torch-tiny.json
 
-Needs Debian's python3-torch (apt-get install python3-torch) and a built bin/latte.
+Needs Debian's python3-torch with OpenBLAS as its BLAS (apt-get install python3-torch libopenblas0-pthread:
+without the second package PyTorch runs on the reference BLAS, which the script refuses) and a built bin/latte.
 """
 import argparse, datetime, gc, json, mmap, os, statistics, struct, subprocess, sys, time
 
@@ -43,6 +44,18 @@ if "avx512f" in FLAGS:
     ENV["OPENBLAS_CORETYPE"] = "SkylakeX"
 
 
+def blas_libraries():
+    """The BLAS shared objects this process mapped (torch's BLAS_INFO=generic means libblas.so.3, whichever
+    Debian alternative provides it)."""
+    libs = set()
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split()[-1]
+            if "blas" in os.path.basename(path) or "/mkl" in path:
+                libs.add(os.path.realpath(path))
+    return sorted(libs)
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="sd15", help="sd15 or a folder with config.json (as bench unet --config)")
@@ -54,6 +67,8 @@ def parse_args():
     p.add_argument("--weights", help="folder for the exported weights (default /tmp/latte-random-<config>)")
     p.add_argument("--latte", default=os.path.join(ROOT, "bin", "latte"))
     p.add_argument("--latte-heap", default="12g", help="the JVM's -Xmx")
+    p.add_argument("--allow-reference-blas", action="store_true",
+                   help="run even when PyTorch's BLAS is the unoptimised reference one")
     p.add_argument("--json", required=True)
     return p.parse_args()
 
@@ -124,6 +139,11 @@ def main():
     sys.path.insert(0, HERE)
     from torch_unet import UNet
     torch.set_num_threads(a.threads)
+    blas = blas_libraries()
+    if not any("openblas" in b or "mkl" in b for b in blas) and not a.allow_reference_blas:
+        raise SystemExit("PyTorch's BLAS is %s, not OpenBLAS or MKL: Debian's python3-torch pulls in the "
+                         "reference BLAS (libblas3), ~20x slower; apt-get install libopenblas0-pthread "
+                         "(or pass --allow-reference-blas to measure it anyway)" % (blas or "unknown"))
 
     name = os.path.basename(os.path.normpath(a.config))
     weights = a.weights or "/tmp/latte-random-" + name
@@ -141,7 +161,7 @@ def main():
                     "l2": CPU.get("L2 cache"), "l3": CPU.get("L3 cache"), "hypervisor": CPU.get("Hypervisor vendor")},
         "threads": a.threads, "torch_env": dict(ENV, OMP_NUM_THREADS=str(a.threads)),
         "torch": {"version": torch.__version__, "mkldnn": torch.backends.mkldnn.is_available(),
-                  "num_threads": torch.get_num_threads(), "attention": attention,
+                  "num_threads": torch.get_num_threads(), "attention": attention, "blas": blas,
                   "config": torch.__config__.show()},
         "config": a.config, "weights": "seeded random (latte export-random --seed 0), fp32, both sides loading that folder"
                    " (Latte: bench unet --weights, memory-mapped)",

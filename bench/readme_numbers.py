@@ -10,8 +10,10 @@ Blocks (each between <!-- generated:NAME --> and <!-- /generated:NAME -->):
   psnr       UNetTinyGoldenTest and OpsGoldenTest (CPU backend rows): PSNR per stored tensor, lowest over the cases
   schedulers SchedulerGoldenTest: alphas_cumprod and the worst step of each trajectory
   kill       OutputKillTest: where each kill -9 landed and what it left
+  torch      bench/results/cpu-vs-torch-*.json (bench/cpu_vs_torch.py): Latte's CPU backend vs PyTorch, side by side
 """
 import glob
+import json
 import os
 import re
 import sys
@@ -74,9 +76,36 @@ def kill_block(out):
     return "\n".join(lines)
 
 
+def gib(b):
+    return "%.2f" % (b / 2 ** 30) if b else "?"
+
+
+def torch_block():
+    rows = []
+    for f in sorted(glob.glob(os.path.join(ROOT, "bench", "results", "cpu-vs-torch-*.json"))):
+        d = json.load(open(f))
+        blas = ", ".join(sorted({os.path.basename(os.path.dirname(b)) for b in d["torch"].get("blas", [])})) or "not recorded"
+        name = os.path.basename(os.path.normpath(d["config"]))
+        for r in d["rows"]:
+            lat = r.get("latent") or [r["height"] // 8, r["width"] // 8]
+            load = r.get("load_average_per_round") or []
+            rows.append((name, lat[0] * lat[1], r["batch"], d["threads"],
+                         "| %s, %d×%d latent, batch %d | %d | %d | %.2f s | %.2f s | **%.2f×** | %s / %s GiB | %s | %s | `%s` |" % (
+                             name, lat[0], lat[1], r["batch"], d["threads"], r["rounds"],
+                             r["latte"]["median_ms"] / 1000, r["torch"]["median_ms"] / 1000, r["ratio_torch_over_latte"],
+                             gib(r["latte"].get("peak_resident_bytes")), gib(r["torch"].get("peak_resident_bytes")),
+                             ("%.1f–%.1f" % (min(load), max(load))) if load else "?", blas, os.path.basename(f))))
+    if not rows:
+        sys.exit("readme_numbers: no bench/results/cpu-vs-torch-*.json; run bench/cpu_vs_torch.py first")
+    head = ("| shape (fp32) | threads each | rounds | Latte median | PyTorch median | PyTorch ÷ Latte "
+            "| peak RSS Latte / PyTorch | load average | PyTorch's BLAS | JSON |\n|---|---|---|---|---|---|---|---|---|---|")
+    return head + "\n" + "\n".join(r[-1] for r in sorted(rows, key=lambda r: (r[0] != "sd15", -r[1], r[2], -r[3])))
+
+
 def main():
     out = test_output()
-    blocks = {"psnr": psnr_block(out), "schedulers": schedulers_block(out), "kill": kill_block(out)}
+    blocks = {"psnr": psnr_block(out), "schedulers": schedulers_block(out), "kill": kill_block(out),
+              "torch": torch_block()}
     path = os.path.join(ROOT, "README.md")
     readme = open(path, encoding="utf-8").read()
     new = readme
