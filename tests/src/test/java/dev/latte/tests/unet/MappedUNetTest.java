@@ -1,6 +1,7 @@
 package dev.latte.tests.unet;
 
 import dev.latte.cpu.CpuBackend;
+import dev.latte.cpu.CpuTensor;
 import dev.latte.model.UNetModel;
 import dev.latte.model.UNetRunner;
 import dev.latte.tests.Resources;
@@ -85,6 +86,11 @@ class MappedUNetTest {
             float[] got, want;
             try (UNetRunner r = new UNetRunner(model, mapped)) {
                 assertEquals(0, mapped.heapWeightBytes(), "loading widened a weight");
+                for (String name : new String[] {"conv_in.bias", "conv_norm_out.weight", "conv_in.weight"}) {
+                    var seg = ((CpuTensor) r.params().get(name)).mapped();
+                    assertEquals(model.weights().data(name).address(), seg.address(), name + " is a view of the map");
+                    assertEquals(model.weights().data(name).byteSize(), seg.byteSize(), name);
+                }
                 got = r.forward(d, sample, t, context, Set.of(UNetRunner.OUT)).get(UNetRunner.OUT);
                 assertEquals(0, mapped.heapWeightBytes(), "a forward widened a weight whole");
                 assertEquals(fileBytes, mapped.mappedBytes());
