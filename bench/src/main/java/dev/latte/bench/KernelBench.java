@@ -144,7 +144,7 @@ public final class KernelBench {
                         Value v = g.value(id);
                         float[] values = RandomWeights.values(id, String.valueOf(v.name()), v.shape());
                         for (Tensor[] env : envs) {
-                            env[id] = backend.upload(v.shape(), values);
+                            env[id] = backend.upload(v.shape(), values, v.storage());
                             owned.add(env[id]);
                         }
                     }
@@ -183,7 +183,7 @@ public final class KernelBench {
                     if (id >= 0 && env[id] == null) {
                         Value v = g.value(id);
                         env[id] = backend.upload(v.shape(), RandomWeights.values(id, String.valueOf(v.name()),
-                                v.shape()));
+                                v.shape()), v.storage());
                         owned.add(env[id]);
                     }
                 }

@@ -3,6 +3,7 @@ package dev.latte.bench;
 import dev.latte.core.Conv2dParams;
 import dev.latte.core.Int8Mode;
 import dev.latte.core.Shape;
+import dev.latte.core.StorageType;
 import dev.latte.graph.Fusion;
 import dev.latte.graph.Graph;
 import dev.latte.graph.GraphBuilder;
@@ -107,11 +108,16 @@ public final class OpCases {
             Value q = b.input("q", Shape.of(1, 77, 32));
             return b.attention(q, b.input("k", Shape.of(1, 77, 32)), b.input("v", Shape.of(1, 77, 32)), 4, true);
         }));
+        // ids stored as fp32 on every backend (an fp16 one too): the 5000-row table draws ids above 2048,
+        // which fp16 storage would round
         cs.add(one("embedding 77 tokens 600x40 +positions", b -> b.in("embeddings", () -> b.embedding(
-                b.input("ids", Shape.of(2, 77)), b.param("token_embedding", Shape.of(600, 40)),
+                b.input("ids", Shape.of(2, 77), StorageType.F32), b.param("token_embedding", Shape.of(600, 40)),
                 b.param("position_embedding", Shape.of(77, 40))))));
         cs.add(one("embedding 5 tokens 50x24", b -> b.in("embeddings", () -> b.embedding(
-                b.input("ids", Shape.of(3, 5)), b.param("token_embedding", Shape.of(50, 24)), null))));
+                b.input("ids", Shape.of(3, 5), StorageType.F32), b.param("token_embedding", Shape.of(50, 24)), null))));
+        cs.add(one("embedding 9 tokens 5000x16 ids above 2048 +positions", b -> b.in("embeddings", () -> b.embedding(
+                b.input("ids", Shape.of(2, 9), StorageType.F32), b.param("token_embedding", Shape.of(5000, 16)),
+                b.param("position_embedding", Shape.of(9, 16))))));
         cs.addAll(withInPlace(one("quickGelu 77x148", b -> b.quickGelu(b.input("x", Shape.of(2, 77, 148))))));
         // activations, embeddings, resampling, plumbing
         cs.addAll(withInPlace(one("silu 40x9x7", b -> b.silu(b.input("x", Shape.of(2, 40, 9, 7))))));

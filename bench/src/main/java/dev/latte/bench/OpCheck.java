@@ -49,12 +49,15 @@ public final class OpCheck {
 
     /** Every input the op reads, drawn once per case (seeded by its name): floats, or int8 rows for int8 weights. */
     public record Inputs(Map<Integer, float[]> floats, Map<Integer, byte[]> int8) {
-        /** The same inputs rounded to fp16 (int8 weights and their scales are kept). */
-        public Inputs fp16(Op op) {
+        /**
+         * The same inputs rounded to fp16 where an fp16 backend stores them: int8 weights, their
+         * scales and values of fixed storage (token ids in fp32) are kept.
+         */
+        public Inputs fp16(Graph g, Op op) {
             Map<Integer, float[]> r = new HashMap<>();
             floats.forEach((id, v) -> {
                 float[] c = v.clone();
-                if (id != op.int8Scale()) {
+                if (id != op.int8Scale() && g.value(id).storage() == null) {
                     for (int i = 0; i < c.length; i++) {
                         c[i] = Float.float16ToFloat(Float.floatToFloat16(c[i]));
                     }
@@ -148,7 +151,8 @@ public final class OpCheck {
                     b.write(out, e.getValue());
                     env[e.getKey()] = out;
                 } else {
-                    env[e.getKey()] = b.upload(g.value(e.getKey()).shape(), e.getValue());
+                    Value v = g.value(e.getKey());
+                    env[e.getKey()] = b.upload(v.shape(), e.getValue(), v.storage());
                     owned.add(env[e.getKey()]);
                 }
             }

@@ -278,6 +278,10 @@ final class UnetBench {
                 }
                 root.put("load_ms", loadMs);
                 root.put("first_step_ms", firstStepMs);
+                // the kernel version of each distinct op shape, chosen once when the step was prepared
+                var tactics = root.putArray("tactics");
+                step.tactics().forEach(tactics::add);
+                step.tactics().forEach(t -> err.println("latte: tactic " + t));
                 if (backend instanceof CpuBackend cpu) {
                     host(root.putObject("host"), cpu, model, plan, loadBefore[0], loadAfter[0], interleave, err);
                 }

@@ -1,6 +1,7 @@
 package dev.latte.clip;
 
 import dev.latte.core.Shape;
+import dev.latte.core.StorageType;
 import dev.latte.graph.Graph;
 import dev.latte.graph.GraphBuilder;
 import dev.latte.graph.Value;
@@ -37,7 +38,7 @@ public final class ClipTextModel {
         }
         int d = cfg.hiddenSize();
         GraphBuilder g = new GraphBuilder();
-        Value ids = g.input(INPUT, Shape.of(batch, length));
+        Value ids = g.input(INPUT, Shape.of(batch, length), StorageType.F32);
         g.push("text_model");
         g.push("embeddings");
         Value tok = g.in("token_embedding", () -> g.param("weight", Shape.of(cfg.vocabSize(), d)));

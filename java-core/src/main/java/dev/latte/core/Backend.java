@@ -49,9 +49,46 @@ public interface Backend extends AutoCloseable {
         return false;
     }
 
+    /** How this backend stores activations (and float weights): fp32, or fp16 on a half-precision backend. */
+    default StorageType activationType() {
+        return StorageType.F32;
+    }
+
     /** Bytes per activation element this backend stores (fp32 4, fp16 2): plans for it are made at this size. */
     default int activationBytes() {
-        return Float.BYTES;
+        return activationType().bytes();
+    }
+
+    // ---- storage per tensor: a graph value may fix its own type (token ids: fp32 under fp16 activations)
+
+    /** Whether this backend holds float tensors stored as {@code storage} (null: the activation type). */
+    default boolean stores(StorageType storage) {
+        return storage == null || storage == activationType();
+    }
+
+    /** {@link #allocate(Shape)} stored as {@code storage} (null: the activation type). */
+    default Tensor allocate(Shape shape, StorageType storage) {
+        requireStorage("allocate", storage);
+        return allocate(shape);
+    }
+
+    /** {@link #upload(Shape, float[])} stored as {@code storage} (null: the activation type). */
+    default Tensor upload(Shape shape, float[] values, StorageType storage) {
+        requireStorage("upload", storage);
+        return upload(shape, values);
+    }
+
+    /** {@link #view(Tensor, long, Shape)} of elements stored as {@code storage} (null: the activation type). */
+    default Tensor view(Tensor arena, long byteOffset, Shape shape, StorageType storage) {
+        requireStorage("view", storage);
+        return view(arena, byteOffset, shape);
+    }
+
+    private void requireStorage(String what, StorageType storage) {
+        if (!stores(storage)) {
+            throw new UnsupportedOperationException(name() + " backend: " + what + ": tensors stored as "
+                    + storage.label() + " are not supported (it stores " + activationType().label() + ")");
+        }
     }
 
     /**

@@ -28,6 +28,15 @@ public interface Step extends AutoCloseable {
     /** The backend tensor of kept output {@code name} (valid until the next run or close). */
     Tensor output(String name);
 
+    /**
+     * The kernel versions this step runs, chosen once as it was prepared: one line per distinct
+     * op kind, shape and version, e.g. {@code "linear in [2,77,320] -> [2,77,320]: linear=v2 (x4)"};
+     * empty where the backend has one kernel per op.
+     */
+    default java.util.List<String> tactics() {
+        return java.util.List.of();
+    }
+
     @Override
     void close();
 }

@@ -39,7 +39,7 @@ public final class Executor {
         try {
             for (int i = 0; i < graph.ops().size(); i++) {
                 Op op = graph.ops().get(i);
-                env[op.out()] = backend.allocate(graph.value(op.out()).shape());
+                env[op.out()] = backend.allocate(graph.value(op.out()).shape(), graph.value(op.out()).storage());
                 owned[op.out()] = true;
                 run(op, backend, env, checkEachOp);
                 for (int id : op.inputs()) {
@@ -75,6 +75,12 @@ public final class Executor {
      */
     public static SequencedMap<String, Tensor> run(Graph graph, Backend backend, PlannedArena arena,
                                                    Map<String, Tensor> params, boolean checkEachOp) {
+        return run(graph, backend, arena, params, checkEachOp, OpScope.NONE);
+    }
+
+    /** As above, with {@code scope} entered around each op. */
+    public static SequencedMap<String, Tensor> run(Graph graph, Backend backend, PlannedArena arena,
+                                                   Map<String, Tensor> params, boolean checkEachOp, OpScope scope) {
         if (arena.graph() != graph || arena.backend() != backend) {
             throw new IllegalArgumentException("the planned arena was made for another graph or backend");
         }
@@ -83,7 +89,12 @@ public final class Executor {
             env[e.getValue().id()] = require(params, e.getKey(), "parameter");
         }
         for (int i = 0; i < graph.ops().size(); i++) {
-            run(graph.ops().get(i), backend, env, checkEachOp);
+            scope.enter(i);
+            try {
+                run(graph.ops().get(i), backend, env, checkEachOp);
+            } finally {
+                scope.exit();
+            }
         }
         SequencedMap<String, Tensor> out = new LinkedHashMap<>();
         for (String name : arena.plan().keptOutputs()) {

@@ -22,13 +22,15 @@ public final class PlannedArena implements AutoCloseable {
     private final MemoryPlan plan;
     private final Tensor arena;
     private final Tensor[] env;
+    private final boolean ownsArena;
 
-    private PlannedArena(Backend backend, Graph graph, MemoryPlan plan, Tensor arena, Tensor[] env) {
+    private PlannedArena(Backend backend, Graph graph, MemoryPlan plan, Tensor arena, Tensor[] env, boolean ownsArena) {
         this.backend = backend;
         this.graph = graph;
         this.plan = plan;
         this.arena = arena;
         this.env = env;
+        this.ownsArena = ownsArena;
     }
 
     /** Allocates {@code plan}'s arena on {@code backend} and the views of {@code graph}'s activations. */
@@ -41,6 +43,15 @@ public final class PlannedArena implements AutoCloseable {
      * values bound to the caller's tensors (by input or output name), which outlive the arena.
      */
     public static PlannedArena bind(Backend backend, Graph graph, MemoryPlan plan, Map<String, Tensor> external) {
+        return bind(backend, graph, plan, external, null);
+    }
+
+    /**
+     * As above, in {@code shared} (an arena of at least the plan's bytes, which the caller keeps
+     * and frees) where not null: steps that never run at the same time can share one allocation.
+     */
+    public static PlannedArena bind(Backend backend, Graph graph, MemoryPlan plan, Map<String, Tensor> external,
+                                    Tensor shared) {
         if (!backend.supportsArena()) {
             throw new UnsupportedOperationException(backend.name() + " backend cannot run from a planned arena");
         }
@@ -50,7 +61,11 @@ public final class PlannedArena implements AutoCloseable {
         }
         Tensor[] env = new Tensor[graph.values().size()];
         backend.reserve(graph);
-        Tensor arena = backend.arena(plan.arenaBytes());
+        if (shared != null && shared.shape().numel() * backend.activationBytes() < plan.arenaBytes()) {
+            throw new IllegalArgumentException("a shared arena of " + shared.shape().numel() * backend.activationBytes()
+                    + " bytes for a plan of " + plan.arenaBytes());
+        }
+        Tensor arena = shared != null ? shared : backend.arena(plan.arenaBytes());
         try {
             for (MemoryPlan.Activation a : plan.activations()) {
                 Value v = graph.value(a.valueId());
@@ -58,7 +73,7 @@ public final class PlannedArena implements AutoCloseable {
                     throw new IllegalArgumentException("plan has " + a.name() + " as " + a.shape() + ", the graph's value "
                             + v.id() + " ('" + v.name() + "') is " + v.shape());
                 }
-                env[a.valueId()] = backend.view(arena, a.offset(), a.shape());
+                env[a.valueId()] = backend.view(arena, a.offset(), a.shape(), v.storage());
             }
             for (MemoryPlan.Activation a : plan.external()) {
                 Tensor t = external.get(a.name());
@@ -76,10 +91,12 @@ public final class PlannedArena implements AutoCloseable {
                 }
             }
         } catch (RuntimeException e) {
-            backend.release(arena);
+            if (shared == null) {
+                backend.release(arena);
+            }
             throw e;
         }
-        return new PlannedArena(backend, graph, plan, arena, env);
+        return new PlannedArena(backend, graph, plan, arena, env, shared == null);
     }
 
     public MemoryPlan plan() {
@@ -94,7 +111,7 @@ public final class PlannedArena implements AutoCloseable {
         return backend;
     }
 
-    /** The arena tensor itself (one allocation of {@code plan().arenaBytes()}). */
+    /** The arena tensor itself (one allocation of {@code plan().arenaBytes()}, or a shared one at least as large). */
     public Tensor arena() {
         return arena;
     }
@@ -118,8 +135,11 @@ public final class PlannedArena implements AutoCloseable {
         return env;
     }
 
+    /** Releases the arena, unless it was shared (its owner releases it). */
     @Override
     public void close() {
-        backend.release(arena);
+        if (ownsArena) {
+            backend.release(arena);
+        }
     }
 }

@@ -7,6 +7,7 @@ import dev.latte.graph.Op;
 import dev.latte.graph.OpSupport;
 import dev.latte.plan.MemoryPlan;
 
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -21,10 +22,25 @@ public final class Steps {
     /** The system property that makes every step run op by op (no CUDA graph): {@code -Dlatte.eager=true}. */
     public static final String EAGER = "latte.eager";
 
-    /** @param eager run op by op every time, never captured (for debugging and profiling) */
-    public record Options(boolean eager) {
+    /**
+     * @param eager run op by op every time, never captured (for debugging and profiling)
+     * @param arena null, or an arena ({@link Backend#arena}) of at least the plan's bytes for the
+     *              step's activations instead of one of its own: shared by steps that never run at
+     *              the same time (DeepCache's full and partial steps), each of which writes its
+     *              inputs before it runs and has its outputs read before another runs. The caller
+     *              frees it after the steps.
+     */
+    public record Options(boolean eager, Tensor arena) {
+        public Options(boolean eager) {
+            this(eager, null);
+        }
+
         public static Options defaults() {
             return new Options(Boolean.getBoolean(EAGER));
+        }
+
+        public Options withArena(Tensor shared) {
+            return new Options(eager, shared);
         }
     }
 
@@ -69,6 +85,6 @@ public final class Steps {
             }
         }
         return backend instanceof Preparer p ? p.prepare(graph, plan, params, external, options)
-                : new PlannedStep(backend, graph, plan, params, external);
+                : new PlannedStep(backend, graph, plan, params, external, options.arena(), OpScope.NONE, List.of());
     }
 }

@@ -18,6 +18,29 @@ public record Graph(List<Value> values, List<Op> ops, SequencedMap<String, Value
         inputs = Collections.unmodifiableSequencedMap(inputs);
         params = Collections.unmodifiableSequencedMap(params);
         outputs = Collections.unmodifiableSequencedMap(outputs);
+        for (Op op : ops) {
+            checkStorage(values, op);
+        }
+    }
+
+    /**
+     * An op writes its backend's activation type and reads a value of fixed storage only where it
+     * says so ({@link Op#fixedStorageInputs}): anything else would hand a kernel bytes of another type.
+     */
+    private static void checkStorage(List<Value> values, Op op) {
+        Value out = values.get(op.out());
+        if (out.storage() != null) {
+            throw new GraphException("op '" + op.name() + "' writes '" + out.name() + "', declared as "
+                    + out.storage().label() + "; ops write the backend's activation type");
+        }
+        int[] fixed = op.fixedStorageInputs();
+        for (int id : op.inputs()) {
+            Value v = id < 0 ? null : values.get(id);
+            if (v != null && v.storage() != null && java.util.Arrays.stream(fixed).noneMatch(f -> f == id)) {
+                throw new GraphException("op '" + op.name() + "' (" + op.kind() + ") reads '" + v.name()
+                        + "', stored as " + v.storage().label() + "; it reads only the backend's activation type");
+            }
+        }
     }
 
     public Value value(int id) {

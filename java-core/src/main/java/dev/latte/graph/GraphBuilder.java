@@ -2,6 +2,7 @@ package dev.latte.graph;
 
 import dev.latte.core.Conv2dParams;
 import dev.latte.core.Shape;
+import dev.latte.core.StorageType;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -73,6 +74,10 @@ public final class GraphBuilder {
     public static final long MAX_ELEMENTS = Integer.MAX_VALUE - 8;
 
     private Value newValue(Value.Kind kind, String name, Shape shape) {
+        return newValue(kind, name, shape, null);
+    }
+
+    private Value newValue(Value.Kind kind, String name, Shape shape, StorageType storage) {
         long n;
         try {
             n = shape.numel();
@@ -83,16 +88,25 @@ public final class GraphBuilder {
             throw new GraphException(name + ": " + shape + " has more than the " + MAX_ELEMENTS
                     + " elements one tensor may hold (input too large for this model)");
         }
-        Value v = new Value(values.size(), kind, name, shape);
+        Value v = new Value(values.size(), kind, name, shape, storage);
         values.add(v);
         return v;
     }
 
     public Value input(String name, Shape shape) {
+        return input(name, shape, null);
+    }
+
+    /**
+     * A graph input stored as {@code storage} on every backend (null: as the backend's
+     * activations), e.g. token ids in fp32 under fp16 activations; only the ops that read such
+     * an input ({@link Op#fixedStorageInputs}) may take it.
+     */
+    public Value input(String name, Shape shape, StorageType storage) {
         if (inputs.containsKey(name)) {
             throw new GraphException("duplicate graph input '" + name + "'");
         }
-        Value v = newValue(Value.Kind.INPUT, name, shape);
+        Value v = newValue(Value.Kind.INPUT, name, shape, storage);
         inputs.put(name, v);
         return v;
     }
@@ -243,6 +257,10 @@ public final class GraphBuilder {
      */
     public Value embedding(Value ids, Value table, Value positions) {
         requireRank("embedding", ids, 2);
+        if (ids.storage() != StorageType.F32) {
+            throw bad("embedding", "ids '" + ids.name() + "' must be an input stored as fp32 (token ids above 2048"
+                    + " are not exact in fp16): input(name, shape, StorageType.F32)");
+        }
         int dim = table.shape().dim(1);
         if (positions != null && (positions.shape().dim(1) != dim || positions.shape().dim(0) < ids.shape().dim(1))) {
             throw bad("embedding", "positions " + positions.shape() + " do not cover " + ids.shape().dim(1)

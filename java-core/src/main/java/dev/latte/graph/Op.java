@@ -6,6 +6,7 @@ import dev.latte.core.Int8Mode;
 import dev.latte.core.NormAct;
 import dev.latte.core.OpChecks;
 import dev.latte.core.Shape;
+import dev.latte.core.StorageType;
 import dev.latte.core.Tensor;
 
 import java.util.Locale;
@@ -48,6 +49,15 @@ public sealed interface Op {
         return new int[0];
     }
 
+    /**
+     * Inputs this op reads in the storage type their value fixes ({@link Value#storage}) rather
+     * than the backend's activation type: embedding's token ids, fp32 on every backend. A graph
+     * refuses any other op reading a value of fixed storage.
+     */
+    default int[] fixedStorageInputs() {
+        return new int[0];
+    }
+
     /** The op kind as tables name it: the record's name with a lower-case first letter. */
     default String kind() {
         String s = getClass().getSimpleName();
@@ -82,7 +92,7 @@ public sealed interface Op {
                 continue; // absent, or the same value read twice
             }
             int width = id == int8Weight() ? 1 : id == int8Scale() || this instanceof TimestepEmbedding ? 4
-                    : elementBytes;
+                    : g.value(id).storage() != null ? g.value(id).storage().bytes() : elementBytes;
             total += shape(g, id).numel() * width;
         }
         return total;
@@ -302,8 +312,14 @@ public sealed interface Op {
     record Embedding(String name, int ids, int table, int positions, int out) implements Op {
         public int[] inputs() { return new int[] {ids, table, positions}; }
         public void run(Backend b, Tensor[] e) { b.embedding(e[ids], e[table], opt(e, positions), e[out]); }
+        /** Token ids are integers up to the vocabulary size (49408 for CLIP): fp16 holds them exactly only to 2048. */
+        public int[] fixedStorageInputs() { return new int[] {ids}; }
         public void check(Graph g) {
             OpChecks.embedding(tensor(g, ids), tensor(g, table), tensor(g, positions), tensor(g, out));
+            if (g.value(ids).storage() != StorageType.F32) {
+                throw new IllegalArgumentException("embedding '" + name + "': ids '" + g.value(ids).name() + "' must be stored as fp32"
+                        + " (token ids above 2048 are not exact in fp16)");
+            }
         }
         /** Rows gathered: the table is read only where ids point, not whole. */
         public long bytes(Graph g, int elementBytes) {

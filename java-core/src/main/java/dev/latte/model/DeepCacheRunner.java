@@ -25,8 +25,9 @@ import java.util.Set;
  * UNet and keeps the deep feature of one branch; a partial step runs only the shallow part of the
  * UNet and reads that feature instead of the deep part. Both are static fused graphs
  * ({@link UNet2DConditionModel#fullStepGraph}, {@link UNet2DConditionModel#partialStepGraph}),
- * each prepared as its own {@code Step} ({@link Steps#prepare}: its own arena, and on CUDA one
- * captured CUDA graph); the feature is one tensor outside both arenas, which the full step's
+ * each prepared as its own {@code Step} ({@link Steps#prepare}, on CUDA one captured CUDA graph)
+ * in one shared arena as large as the larger plan (the steps never run at once); the feature is
+ * one tensor outside it, which the full step's
  * graph writes and the partial step's graph reads in place, so nothing is copied and, once a
  * shape's steps exist, no step allocates.
  *
@@ -49,6 +50,7 @@ public final class DeepCacheRunner implements AutoCloseable {
         final Graph full, partial;
         final long fullMacs, partialMacs;
         Tensor feature; // planned: allocated once; unplanned: the last full step's output, owned here
+        Tensor arena;   // planned: the activations of both steps
         ArenaStep fullStep, partialStep;
         boolean valid;
 
@@ -77,10 +79,14 @@ public final class DeepCacheRunner implements AutoCloseable {
                     readsCache(partial) ? ext : Set.of(), MemoryPlanner.Options.defaults());
             feature = b.allocate(full.outputs().get(UNet2DConditionModel.CACHED_FEATURE).shape());
             Map<String, Tensor> bound = Map.of(UNet2DConditionModel.CACHED_FEATURE, feature);
-            // on CUDA each is captured once as a CUDA graph: the feature's address never moves
-            fullStep = Steps.prepare(b, full, fp, runner.params(), bound, Steps.Options.defaults());
+            // one arena for both: the two steps never run at once, each is written before it runs and
+            // read right after, and what outlives a step (the feature) lives outside
+            arena = b.arena(Math.max(fp.arenaBytes(), pp.arenaBytes()));
+            Steps.Options shared = Steps.Options.defaults().withArena(arena);
+            // on CUDA each is captured once as a CUDA graph: the arena's and the feature's addresses never move
+            fullStep = Steps.prepare(b, full, fp, runner.params(), bound, shared);
             partialStep = Steps.prepare(b, partial, pp, runner.params(), readsCache(partial) ? bound : Map.of(),
-                    Steps.Options.defaults());
+                    shared);
         }
 
         @Override
@@ -95,8 +101,11 @@ public final class DeepCacheRunner implements AutoCloseable {
             if (feature != null) {
                 b.release(feature);
             }
+            if (arena != null) {
+                b.release(arena);
+            }
             fullStep = partialStep = null;
-            feature = null;
+            feature = arena = null;
             valid = false;
         }
     }
@@ -137,7 +146,7 @@ public final class DeepCacheRunner implements AutoCloseable {
         return new Graph[] {s.full, s.partial};
     }
 
-    /** The planned arenas {full, partial} of the current shape, or null before its first planned step. */
+    /** The planned arenas {full, partial} of the current shape (views in one allocation), or null before its first planned step. */
     public PlannedArena[] arenas() {
         return state == null || state.fullStep == null ? null
                 : new PlannedArena[] {state.fullStep.arena(), state.partialStep.arena()};

@@ -6,6 +6,7 @@ import dev.latte.core.Tensor;
 import dev.latte.exec.Executor;
 import dev.latte.graph.Graph;
 import dev.latte.graph.NonFiniteException;
+import dev.latte.graph.OpSupport;
 import dev.latte.plan.MemoryPlan;
 import dev.latte.plan.MemoryPlanner;
 import dev.latte.exec.PlannedArena;
@@ -103,9 +104,10 @@ public final class GraphRunner implements AutoCloseable {
             }
         }
         for (var op : graph.ops()) {
-            if (!backend.supports(op.kind())) {
+            String why = OpSupport.reason(backend, op, graph);
+            if (why != null) {
                 throw new IllegalArgumentException(backend.name() + " backend does not run op " + op.kind() + " ('"
-                        + op.name() + "'); use --backend cpu");
+                        + op.name() + "'): " + why + "; use --backend cpu");
             }
         }
         upload(graph);
@@ -127,7 +129,7 @@ public final class GraphRunner implements AutoCloseable {
             Map<String, Tensor> in = new HashMap<>();
             try {
                 for (var e : graph.inputs().entrySet()) {
-                    in.put(e.getKey(), backend.upload(e.getValue().shape(), inputs.get(e.getKey())));
+                    in.put(e.getKey(), backend.upload(e.getValue().shape(), inputs.get(e.getKey()), e.getValue().storage()));
                 }
                 SequencedMap<String, Tensor> outs = Executor.run(graph, backend, params, in, false);
                 try {

@@ -233,7 +233,7 @@ public final class MemoryPlanner {
                 if (!outside[v.id()]) {
                     outside[v.id()] = true;
                     external.add(new MemoryPlan.Activation(v.id(), x, v.shape(),
-                            Math.multiplyExact(v.shape().numel(), elementBytes), Math.max(first[v.id()], 0),
+                            v.bytes(elementBytes), Math.max(first[v.id()], 0),
                             opCount, -1, -1));
                     first[v.id()] = -1; // not planned: no buffer, never overwritten in place
                 }
@@ -248,7 +248,7 @@ public final class MemoryPlanner {
                     last[id] = opCount;
                 }
                 last[id] = Math.max(last[id], first[id]); // written and never read: live at its op only
-                bytes[id] = Math.multiplyExact(g.value(id).shape().numel(), elementBytes);
+                bytes[id] = g.value(id).bytes(elementBytes); // a value of fixed storage at its own width
                 naiveSum += bytes[id];
             }
             naive = naiveSum;
@@ -301,7 +301,8 @@ public final class MemoryPlanner {
         private int inPlaceInput(Op op, int i, boolean[] keep) {
             int[] candidates = op.inPlaceInputs();
             for (int c : candidates) {
-                if (c >= 0 && first[c] >= 0 && last[c] == i && !keep[c] && bytes[c] == bytes[op.out()]) {
+                if (c >= 0 && first[c] >= 0 && last[c] == i && !keep[c] && bytes[c] == bytes[op.out()]
+                        && g.value(c).storage() == g.value(op.out()).storage()) {
                     return c;
                 }
             }

@@ -19,7 +19,7 @@ UNARY(gelu, gelu_f(v))
 UNARY(quick_gelu, v / (1.0f + expf(-1.702f * v)))  // CLIP's quick_gelu: x·sigmoid(1.702·x)
 
 // out [B, L, D] = table[ids[b, l]] (+ positions[l]) for n = B·L·D outputs. ids are integral values
-// in fp32 (exact below 2^24); one that is not a row of the table gives a NaN row, which the caller's
+// in fp32 whatever the table's storage (exact below 2^24; fp16 is exact only to 2048); one that is not a row of the table gives a NaN row, which the caller's
 // finiteness check names, rather than a read out of bounds.
 template <class T>
 __device__ void embedding(const float* ids, const T* table, const T* pos, T* out, int L, int D, int V, long long n) {
@@ -35,6 +35,10 @@ __device__ void embedding(const float* ids, const T* table, const T* pos, T* out
 }
 extern "C" __global__ void embedding_f32(const float* ids, const float* table, const float* pos, float* out, int L,
                                          int D, int V, long long n) {
+    embedding(ids, table, pos, out, L, D, V, n);
+}
+extern "C" __global__ void embedding_f16(const float* ids, const f16* table, const f16* pos, f16* out, int L, int D,
+                                         int V, long long n) {
     embedding(ids, table, pos, out, L, D, V, n);
 }
 

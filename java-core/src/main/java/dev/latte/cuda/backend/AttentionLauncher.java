@@ -54,8 +54,9 @@ final class AttentionLauncher {
         }
         Tactics.Version version;
         try {
-            version = tactics.attention(precision, l.library().computeCapability(), d,
-                    AttentionV2.aligned(q.ptr(), k.ptr(), v.ptr(), out.ptr()), causal, sq == sk);
+            boolean aligned = AttentionV2.aligned(q.ptr(), k.ptr(), v.ptr(), out.ptr());
+            version = l.version(Tactics.Family.ATTENTION, aligned,
+                    () -> tactics.attention(precision, l.library().computeCapability(), d, aligned, causal, sq == sk));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(what + ": " + e.getMessage(), e);
         }

@@ -58,8 +58,9 @@ final class ConvLauncher {
         }
         Tactics.Version version;
         try {
-            version = tactics.conv(precision, l.library().computeCapability(), c, r, s,
-                    h != xs.dim(2) || w != xs.dim(3), (wgt.ptr() & 15) == 0);
+            boolean aligned = (wgt.ptr() & 15) == 0;
+            version = l.version(Tactics.Family.CONV, aligned, () -> tactics.conv(precision,
+                    l.library().computeCapability(), c, r, s, h != xs.dim(2) || w != xs.dim(3), aligned));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(what + ": " + e.getMessage(), e);
         }

@@ -6,6 +6,7 @@ import dev.latte.core.Int8Mode;
 import dev.latte.core.NormAct;
 import dev.latte.core.OpChecks;
 import dev.latte.core.Shape;
+import dev.latte.core.StorageType;
 import dev.latte.core.Tensor;
 import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.KernelCache;
@@ -54,7 +55,7 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     private final CudaContext ctx;
     private final boolean ownsContext;
     private final Precision precision;
-    private final CudaTensor.DType dtype;
+    private final StorageType dtype;
     private final KernelLibrary lib;
     private final Tactics tactics;
     private final Set<CudaTensor> live = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -90,7 +91,7 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         this.precision = precision;
         this.tactics = tactics;
         this.ownsContext = ownsContext;
-        this.dtype = precision == Precision.FP16 ? CudaTensor.DType.F16 : CudaTensor.DType.F32;
+        this.dtype = precision == Precision.FP16 ? StorageType.F16 : StorageType.F32;
         this.lib = new KernelLibrary(ctx, KernelCache.defaultCache(), cc);
         this.launch = new Launch(ctx, lib, dtype, this);
         this.norms = new NormLauncher(launch);
@@ -128,7 +129,9 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
 
     /**
      * A planned step replayed as one CUDA graph ({@link CudaGraphStep}); with
-     * {@code options.eager()} ({@code -Dlatte.eager=true}) op by op every run.
+     * {@code options.eager()} ({@code -Dlatte.eager=true}) op by op every run. The kernel version of
+     * every op is resolved here, once, from its shapes ({@link StepTactics}); the step's launches
+     * run those, and {@link dev.latte.core.Step#tactics} lists them.
      */
     @Override
     public ArenaStep prepare(Graph graph, MemoryPlan plan, Map<String, Tensor> params, Steps.Options options) {
@@ -138,41 +141,25 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     @Override
     public ArenaStep prepare(Graph graph, MemoryPlan plan, Map<String, Tensor> params, Map<String, Tensor> external,
                              Steps.Options options) {
-        PlannedStep planned = new PlannedStep(this, graph, plan, params, external);
+        StepTactics chosen = StepTactics.resolve(graph, tactics, precision, lib.computeCapability());
+        PlannedStep planned = new PlannedStep(this, graph, plan, params, external, options.arena(),
+                chosen.scope(launch), chosen.lines());
         return options.eager() ? planned : new CudaGraphStep(ctx, planned);
     }
 
     /** Every op; attention up to head dim {@link AttentionLauncher#MAX_D}. */
     @Override
     public String unsupported(Op op, Graph g) {
-        if (op instanceof Op.Embedding && dtype != CudaTensor.DType.F32) {
-            return "embedding needs fp32 storage (token ids above 2048 are not exact in fp16)";
-        }
         if (op instanceof Op.Attention a && g.value(a.q()).shape().dim(2) / a.heads() > AttentionLauncher.MAX_D) {
             return "head dim " + g.value(a.q()).shape().dim(2) / a.heads() + " > " + AttentionLauncher.MAX_D;
         }
-        // a kernel version forced by name that cannot run this op's shapes (tensors assumed aligned,
-        // as the arena and allocations are)
-        int cc = lib.computeCapability();
+        // a kernel version forced by name that cannot run this op's shapes
         try {
-            switch (op) {
-                case Op.Attention a -> tactics.attention(precision, cc, g.value(a.q()).shape().dim(2) / a.heads(), true,
-                        a.causal(), g.value(a.q()).shape().dim(1) == g.value(a.k()).shape().dim(1));
-                case Op.Linear l -> tactics.linear(precision, cc, g.value(l.w()).shape().dim(1), true);
-                case Op.Conv2dFused c -> convVersion(g.value(c.w()).shape(), false);
-                case Op.Conv2d c -> convVersion(g.value(c.w()).shape(), false);
-                case Op.Conv2dUpsampled c -> convVersion(g.value(c.w()).shape(), true);
-                default -> {
-                }
-            }
+            tactics.forOp(op, g, precision, lib.computeCapability());
         } catch (IllegalArgumentException e) {
             return e.getMessage();
         }
         return null;
-    }
-
-    private void convVersion(Shape w, boolean resized) {
-        tactics.conv(precision, lib.computeCapability(), w.dim(1), w.dim(2), w.dim(3), resized, true);
     }
 
     /**
@@ -200,7 +187,7 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
                 case Op.Conv2dInt8 c when c.mode() == Int8Mode.W8A8 -> {
                     Shape w = graph.value(c.w()).shape(), o = graph.value(c.out()).shape();
                     bytes = Math.max(bytes, Int8Ops.convScratch((long) o.dim(0) * o.dim(2) * o.dim(3),
-                            w.dim(1) * w.dim(2) * w.dim(3), w.dim(0), dtype.bytes));
+                            w.dim(1) * w.dim(2) * w.dim(3), w.dim(0), dtype.bytes()));
                 }
                 default -> {
                 }
@@ -229,11 +216,29 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
 
     @Override
     public CudaTensor allocate(Shape shape) {
+        return allocate(shape, null);
+    }
+
+    /** fp32 or fp16 storage whatever the activations' (null: theirs): fp32 token ids under fp16 activations. */
+    @Override
+    public CudaTensor allocate(Shape shape, StorageType storage) {
         checkOpen();
-        long bytes = shape.numel() * dtype.bytes;
-        CudaTensor t = new CudaTensor(shape, dtype, bytes == 0 ? 0 : ctx.malloc(bytes), this, null);
+        StorageType type = floatStorage("allocate", storage);
+        long bytes = shape.numel() * type.bytes();
+        CudaTensor t = new CudaTensor(shape, type, bytes == 0 ? 0 : ctx.malloc(bytes), this, null);
         live.add(t);
         return t;
+    }
+
+    /** Both float types, whichever the activations are. */
+    @Override
+    public boolean stores(StorageType storage) {
+        return storage != StorageType.I8;
+    }
+
+    private StorageType floatStorage(String what, StorageType storage) {
+        check(stores(storage), what + ": int8 tensors are made by uploadInt8");
+        return storage == null ? dtype : storage;
     }
 
     // ---- planned memory: one device allocation per plan, activations as views into it
@@ -243,19 +248,15 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         return true;
     }
 
-    /** Float ops, the text encoder's causal attention and quick-GELU, and embedding in fp32 storage; no int8 yet. */
+    /** Every op, the text encoder's (causal attention, quick-GELU, embedding over fp32 ids) and int8 included. */
     @Override
     public boolean supports(String op) {
-        return switch (op) {
-            case "attentionCausal", "quick_gelu" -> true;
-            case "embedding" -> dtype == CudaTensor.DType.F32;
-            default -> true;
-        };
+        return true;
     }
 
     @Override
-    public int activationBytes() {
-        return dtype.bytes;
+    public StorageType activationType() {
+        return dtype;
     }
 
     /** One cuMemAlloc of {@code bytes}; its shape counts storage elements (rounded up). */
@@ -265,42 +266,53 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         if (bytes < 0) {
             throw new IllegalArgumentException("arena of " + bytes + " bytes");
         }
-        long elements = (bytes + dtype.bytes - 1) / dtype.bytes;
+        long elements = (bytes + dtype.bytes() - 1) / dtype.bytes();
         CudaTensor t = new CudaTensor(Shape.of(Math.toIntExact(elements)), dtype,
-                elements == 0 ? 0 : ctx.malloc(elements * dtype.bytes), this, null);
+                elements == 0 ? 0 : ctx.malloc(elements * dtype.bytes()), this, null);
         live.add(t);
         return t;
     }
 
     @Override
     public Tensor view(Tensor arenaTensor, long byteOffset, Shape shape) {
-        CudaTensor a = cuda("view", arenaTensor);
-        check(!a.isView(), "view: " + a + " is itself a view");
-        long bytes = shape.numel() * dtype.bytes;
-        check(byteOffset >= 0 && byteOffset % dtype.bytes == 0 && byteOffset + bytes <= a.bytes(),
-                "view: " + shape + " at byte " + byteOffset + " outside an arena of " + a.bytes() + " bytes");
-        return new CudaTensor(shape, dtype, a.ptr() + byteOffset, this, a);
+        return view(arenaTensor, byteOffset, shape, null);
     }
 
     @Override
+    public Tensor view(Tensor arenaTensor, long byteOffset, Shape shape, StorageType storage) {
+        CudaTensor a = cuda("view", arenaTensor);
+        check(!a.isView(), "view: " + a + " is itself a view");
+        StorageType type = floatStorage("view", storage);
+        long bytes = shape.numel() * type.bytes();
+        check(byteOffset >= 0 && byteOffset % type.bytes() == 0 && byteOffset + bytes <= a.bytes(),
+                "view: " + shape + " at byte " + byteOffset + " outside an arena of " + a.bytes() + " bytes");
+        return new CudaTensor(shape, type, a.ptr() + byteOffset, this, a);
+    }
+
+    /** Converted to the tensor's own storage type. */
+    @Override
     public void write(Tensor tensor, float[] values) {
         CudaTensor t = cuda("write", tensor);
+        check(t.dtype() != StorageType.I8, "write: " + t + " holds int8 weights, not floats");
         check(values.length == t.shape().numel(), "write: " + values.length + " values into " + t);
         if (values.length > 0) {
-            ctx.copyHtoD(t.ptr(), hostSegment(values), t.bytes());
+            ctx.copyHtoD(t.ptr(), hostSegment(values, t.dtype()), t.bytes());
         }
     }
 
     @Override
     public Tensor upload(Shape shape, float[] values) {
+        return upload(shape, values, null);
+    }
+
+    @Override
+    public Tensor upload(Shape shape, float[] values, StorageType storage) {
         if (values.length != shape.numel()) {
             throw new IllegalArgumentException("upload: " + values.length + " values for shape " + shape);
         }
-        CudaTensor t = allocate(shape);
+        CudaTensor t = allocate(shape, storage);
         try {
-            if (values.length > 0) {
-                ctx.copyHtoD(t.ptr(), hostSegment(values), t.bytes());
-            }
+            write(t, values);
         } catch (RuntimeException e) {
             release(t);
             throw e;
@@ -308,8 +320,8 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         return t;
     }
 
-    private MemorySegment hostSegment(float[] values) {
-        if (dtype == CudaTensor.DType.F32) {
+    private static MemorySegment hostSegment(float[] values, StorageType type) {
+        if (type == StorageType.F32) {
             return MemorySegment.ofArray(values);
         }
         short[] h = new short[values.length];
@@ -322,13 +334,13 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     @Override
     public float[] download(Tensor tensor) {
         CudaTensor t = cuda("download", tensor);
-        check(t.dtype() != CudaTensor.DType.I8, "download: " + t + " holds int8 weights, not floats");
+        check(t.dtype() != StorageType.I8, "download: " + t + " holds int8 weights, not floats");
         int n = t.shape().size();
         float[] out = new float[n];
         if (n == 0) {
             return out;
         }
-        if (t.dtype() == CudaTensor.DType.F32) {
+        if (t.dtype() == StorageType.F32) {
             ctx.copyDtoH(MemorySegment.ofArray(out), t.ptr(), t.bytes());
         } else {
             short[] h = new short[n];
@@ -413,7 +425,7 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     public Tensor uploadInt8(Shape shape, byte[] values) {
         checkOpen();
         check(values.length == shape.numel(), "uploadInt8: " + values.length + " values for shape " + shape);
-        CudaTensor t = new CudaTensor(shape, CudaTensor.DType.I8, values.length == 0 ? 0 : ctx.malloc(values.length),
+        CudaTensor t = new CudaTensor(shape, StorageType.I8, values.length == 0 ? 0 : ctx.malloc(values.length),
                 this, null);
         live.add(t);
         if (values.length > 0) {
@@ -532,10 +544,9 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
         elementwise.unary("quick_gelu", x, out);
     }
 
+    /** ids stored as fp32 (whatever the activations are), table, positions and out as the activations. */
     @Override
     public void embedding(Tensor ids, Tensor table, Tensor positions, Tensor out) {
-        Launch.check(dtype == CudaTensor.DType.F32, OpChecks.embedding(ids, table, positions, out)
-                + " (needs fp32 storage: token ids above 2048 are not exact in fp16)");
         elementwise.embedding(ids, table, positions, out);
     }
 
@@ -599,7 +610,7 @@ public final class CudaBackend implements Backend, Steps.Preparer, OpSupport {
     // ---------------------------------------------------------------- helpers
 
     private CudaTensor cuda(String what, Tensor t) {
-        return launch.cuda(what, t);
+        return launch.own(what, t);
     }
 
     private void checkOpen() {

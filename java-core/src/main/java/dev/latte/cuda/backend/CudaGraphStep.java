@@ -68,6 +68,11 @@ final class CudaGraphStep implements ArenaStep {
     }
 
     @Override
+    public java.util.List<String> tactics() {
+        return planned.tactics();
+    }
+
+    @Override
     public PlannedArena arena() {
         return planned.arena();
     }

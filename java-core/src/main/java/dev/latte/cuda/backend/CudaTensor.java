@@ -1,6 +1,7 @@
 package dev.latte.cuda.backend;
 
 import dev.latte.core.Shape;
+import dev.latte.core.StorageType;
 import dev.latte.core.Tensor;
 
 /**
@@ -9,36 +10,19 @@ import dev.latte.core.Tensor;
  * ({@link CudaBackend#view}) points into an arena's storage and owns none.
  */
 public final class CudaTensor implements Tensor {
-    /** Storage types; arithmetic is fp32 in every kernel (I8: quantised weights, {@link CudaBackend#uploadInt8}). */
-    public enum DType {
-        F32(4, "_f32"), F16(2, "_f16"), I8(1, "_i8");
-
-        final int bytes;
-        final String suffix;
-
-        DType(int bytes, String suffix) {
-            this.bytes = bytes;
-            this.suffix = suffix;
-        }
-
-        public int bytes() {
-            return bytes;
-        }
-    }
-
     private final Shape shape;
-    private final DType dtype;
+    private final StorageType dtype;
     private final long ptr;
     private final CudaBackend owner;
     private final CudaTensor arena;   // non-null for a view
     private final boolean borrowed;   // device memory another library allocated: never freed here
     private boolean released;
 
-    CudaTensor(Shape shape, DType dtype, long ptr, CudaBackend owner, CudaTensor arena) {
+    CudaTensor(Shape shape, StorageType dtype, long ptr, CudaBackend owner, CudaTensor arena) {
         this(shape, dtype, ptr, owner, arena, false);
     }
 
-    CudaTensor(Shape shape, DType dtype, long ptr, CudaBackend owner, CudaTensor arena, boolean borrowed) {
+    CudaTensor(Shape shape, StorageType dtype, long ptr, CudaBackend owner, CudaTensor arena, boolean borrowed) {
         this.borrowed = borrowed;
         this.shape = shape;
         this.dtype = dtype;
@@ -52,7 +36,8 @@ public final class CudaTensor implements Tensor {
         return shape;
     }
 
-    public DType dtype() {
+    /** fp32 or fp16 (a float tensor), or int8 (quantised weights, {@link CudaBackend#uploadInt8}). */
+    public StorageType dtype() {
         return dtype;
     }
 
@@ -65,7 +50,7 @@ public final class CudaTensor implements Tensor {
     }
 
     public long bytes() {
-        return shape.numel() * dtype.bytes;
+        return shape.numel() * dtype.bytes();
     }
 
     CudaBackend owner() {
@@ -90,6 +75,6 @@ public final class CudaTensor implements Tensor {
 
     @Override
     public String toString() {
-        return "CudaTensor" + shape + " " + dtype + (released ? " (released)" : "");
+        return "CudaTensor" + shape + " " + dtype.label() + (released ? " (released)" : "");
     }
 }

@@ -2,6 +2,7 @@ package dev.latte.cuda.backend;
 
 import dev.latte.core.OpChecks;
 import dev.latte.core.Shape;
+import dev.latte.core.StorageType;
 import dev.latte.core.Tensor;
 import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.KernelArgs;
@@ -27,12 +28,15 @@ final class ElementwiseLauncher implements AutoCloseable {
     }
 
     /**
-     * out [B, L, D] = table[ids] (+ positions); fp32 storage only (the backend refuses it in fp16).
+     * out [B, L, D] = table[ids] (+ positions): ids stored as fp32 whatever the activations are
+     * (a token id above 2048 is not exact in fp16), table, positions and out as the activations.
      * An id that is not a row gives a NaN row, which the caller's finiteness check names.
      */
     public void embedding(Tensor idt, Tensor tt, Tensor pt, Tensor outt) {
         String what = OpChecks.embedding(idt, tt, pt, outt);
-        CudaTensor ids = l.cuda(what, idt), table = l.cuda(what, tt), out = l.cuda(what, outt);
+        CudaTensor ids = l.own(what, idt), table = l.cuda(what, tt), out = l.cuda(what, outt);
+        check(ids.dtype() == StorageType.F32, what + ": ids stored as " + ids.dtype().label()
+                + "; token ids need fp32 (above 2048 fp16 rounds them)");
         CudaTensor pos = pt == null ? null : l.cuda(what, pt);
         Launch.apart(what, out, ids, "ids");
         Launch.apart(what, out, table, "table");

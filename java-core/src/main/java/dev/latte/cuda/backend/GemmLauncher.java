@@ -60,8 +60,9 @@ final class GemmLauncher {
         check(m < Integer.MAX_VALUE, what);
         Tactics.Version version;
         try {
-            version = tactics.linear(precision, l.library().computeCapability(), in,
-                    AttentionV2.aligned(x.ptr(), w.ptr(), Launch.ptr(b), Launch.ptr(res), out.ptr()));
+            boolean aligned = AttentionV2.aligned(x.ptr(), w.ptr(), Launch.ptr(b), Launch.ptr(res), out.ptr());
+            version = l.version(Tactics.Family.LINEAR, aligned,
+                    () -> tactics.linear(precision, l.library().computeCapability(), in, aligned));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(what + ": " + e.getMessage(), e);
         }

@@ -4,6 +4,7 @@ import dev.latte.core.Conv2dParams;
 import dev.latte.core.Int8Mode;
 import dev.latte.core.OpChecks;
 import dev.latte.core.Shape;
+import dev.latte.core.StorageType;
 import dev.latte.core.Tensor;
 import dev.latte.cuda.KernelArgs;
 
@@ -108,7 +109,7 @@ final class Int8Ops {
     /** out [m, n] = (xq·qᵀ)·sa[m]·scale[n] + bias[n], in the backend's float type. */
     private void scaled(long xq, long q, long out, long sa, long sb, long b32, CudaTensor scale, CudaTensor bias,
                         int m, int n, int k) {
-        boolean fp16 = l.dtype() == CudaTensor.DType.F16;
+        boolean fp16 = l.dtype() == StorageType.F16;
         long sbPtr = scale.ptr(), biasPtr = ptr(bias);
         if (fp16) {   // the s8 GEMM's epilogue reads fp32 scales and bias
             toF32(scale.ptr(), sb, n);
@@ -130,7 +131,7 @@ final class Int8Ops {
     }
 
     private static CudaTensor int8(String what, CudaTensor t) {
-        check(t.dtype() == CudaTensor.DType.I8, what + " (weight " + t + " is not an int8 tensor: uploadInt8)");
+        check(t.dtype() == StorageType.I8, what + " (weight " + t + " is not an int8 tensor: uploadInt8)");
         return t;
     }
 

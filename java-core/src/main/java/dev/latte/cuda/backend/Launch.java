@@ -1,6 +1,7 @@
 package dev.latte.cuda.backend;
 
 import dev.latte.core.Shape;
+import dev.latte.core.StorageType;
 import dev.latte.core.Tensor;
 import dev.latte.cuda.CudaContext;
 import dev.latte.cuda.CudaKernel;
@@ -19,14 +20,15 @@ final class Launch implements AutoCloseable {
 
     private final CudaContext ctx;
     private final KernelLibrary lib;
-    private final CudaTensor.DType dtype;
+    private final StorageType dtype;
     private final Object owner;
+    private Tactics.Version pinned;
     private long scratch;
     private long scratchBytes;
     private boolean closed;
 
     /** @param owner the backend whose tensors these launchers accept */
-    public Launch(CudaContext ctx, KernelLibrary lib, CudaTensor.DType dtype, Object owner) {
+    public Launch(CudaContext ctx, KernelLibrary lib, StorageType dtype, Object owner) {
         this.ctx = ctx;
         this.lib = lib;
         this.dtype = dtype;
@@ -42,7 +44,7 @@ final class Launch implements AutoCloseable {
     }
 
     /** The backend's float storage type. */
-    CudaTensor.DType dtype() {
+    StorageType dtype() {
         return dtype;
     }
 
@@ -51,7 +53,20 @@ final class Launch implements AutoCloseable {
         if (closed) {
             throw new IllegalStateException("CudaBackend is closed");
         }
-        return lib.kernel(file, op + dtype.suffix);
+        return lib.kernel(file, op + dtype.kernelSuffix());
+    }
+
+    /** The version the running op's step chose for it ({@link StepTactics}), or null outside a prepared step. */
+    void pin(Tactics.Version version) {
+        pinned = version;
+    }
+
+    /**
+     * The version a launcher of family {@code f} runs: the one its step pinned for this op where
+     * the tensors are aligned as that choice assumed, else the table's answer for this launch.
+     */
+    Tactics.Version version(Tactics.Family f, boolean aligned, java.util.function.Supplier<Tactics.Version> table) {
+        return pinned != null && pinned.family() == f && aligned ? pinned : table.get();
     }
 
     /** A grid-stride kernel over {@code n} elements. */
@@ -86,8 +101,22 @@ final class Launch implements AutoCloseable {
         return scratch;
     }
 
-    /** {@code t} as a tensor of this backend that is still live; {@code what} names the op in the error. */
+    /**
+     * {@code t} as an operand of an op: a live tensor of this backend stored as its activations
+     * (or int8, which the int8 ops check for themselves), not a tensor of another float type that
+     * a kernel of this type would misread; {@code what} names the op in the error.
+     */
     public CudaTensor cuda(String what, Tensor t) {
+        CudaTensor c = own(what, t);
+        if (c.dtype() != dtype && c.dtype() != StorageType.I8) {
+            throw new IllegalArgumentException(what + ": tensor " + c.shape() + " is stored as " + c.dtype().label()
+                    + "; this op reads " + dtype.label());
+        }
+        return c;
+    }
+
+    /** {@code t} as a tensor of this backend that is still live, of any storage type. */
+    public CudaTensor own(String what, Tensor t) {
         if (t instanceof CudaTensor c) {
             if (c.owner() != owner) {
                 throw new IllegalArgumentException(what + ": tensor of another backend");

@@ -1,6 +1,9 @@
 package dev.latte.cuda.backend;
 
+import dev.latte.core.Shape;
 import dev.latte.cuda.backend.CudaBackend.Precision;
+import dev.latte.graph.Graph;
+import dev.latte.graph.Op;
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.List;
@@ -237,6 +240,27 @@ public final class Tactics {
             throw new IllegalArgumentException(reason);
         }
         return f;
+    }
+
+    /**
+     * The version op {@code op} of {@code g} runs, from its shapes (tensors assumed 16-byte aligned,
+     * as arena views and device allocations are), or null for an op no family runs; an
+     * {@link IllegalArgumentException} naming why where a forced version cannot run it.
+     */
+    public Version forOp(Op op, Graph g, Precision p, int cc) {
+        return switch (op) {
+            case Op.Attention a -> attention(p, cc, g.value(a.q()).shape().dim(2) / a.heads(), true, a.causal(),
+                    g.value(a.q()).shape().dim(1) == g.value(a.k()).shape().dim(1));
+            case Op.Linear l -> linear(p, cc, g.value(l.w()).shape().dim(1), true);
+            case Op.Conv2dFused c -> conv(p, cc, g.value(c.w()).shape(), false);
+            case Op.Conv2d c -> conv(p, cc, g.value(c.w()).shape(), false);
+            case Op.Conv2dUpsampled c -> conv(p, cc, g.value(c.w()).shape(), true);
+            default -> null;
+        };
+    }
+
+    private Version conv(Precision p, int cc, Shape w, boolean resized) {
+        return conv(p, cc, w.dim(1), w.dim(2), w.dim(3), resized, true);
     }
 
     @Override

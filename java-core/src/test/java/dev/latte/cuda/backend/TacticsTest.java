@@ -5,7 +5,14 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.latte.core.Conv2dParams;
+import dev.latte.core.Shape;
 import dev.latte.cuda.backend.CudaBackend.Precision;
+import dev.latte.graph.Graph;
+import dev.latte.graph.GraphBuilder;
+import dev.latte.graph.Value;
+import java.util.ArrayList;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /** The default tactic table and versions by name, without a GPU. */
@@ -87,5 +94,61 @@ class TacticsTest {
             // no opt-in above 48 KiB needed for any width
             assertTrue(AttentionV2.sharedBytes(w) <= 48 * 1024, "width " + w);
         }
+    }
+
+    /** conv 3x3 4→8 (C·R·S 36), conv 3x3 8→8 (72), linear K 40 and K 37, attention head dim 40 twice. */
+    static Graph mixed() {
+        GraphBuilder b = new GraphBuilder();
+        Value x = b.input("x", Shape.of(1, 4, 6, 6));
+        Value h = b.in("conv_a", () -> b.conv2d(x, 8, 3, Conv2dParams.of(1, 1), true));
+        b.output("img", b.in("conv_b", () -> b.conv2d(h, 8, 3, Conv2dParams.of(1, 1), true)));
+        Value t = b.input("t", Shape.of(1, 7, 40)), u = b.input("u", Shape.of(1, 7, 37));
+        Value p = b.in("proj", () -> b.linear(t, 40, true));
+        Value q = b.in("proj_odd", () -> b.linear(u, 40, true));
+        Value a = b.in("attn1", () -> b.attention(p, q, q, 1));
+        b.output("out", b.in("attn2", () -> b.attention(a, q, q, 1)));
+        return b.build();
+    }
+
+    @Test
+    void aStepResolvesEveryOpOnceFromTheTable() {
+        Graph g = mixed();
+        Tactics d = Tactics.defaults();
+        StepTactics s = StepTactics.resolve(g, d, Precision.FP16, 80);
+        List<String> versions = new ArrayList<>();
+        for (int i = 0; i < g.ops().size(); i++) {
+            versions.add(g.ops().get(i).name() + " " + s.at(i).id());
+        }
+        assertEquals(List.of("conv_a.conv2d conv=v1", "conv_b.conv2d conv=v2", "proj.linear linear=v2",
+                "proj_odd.linear linear=v1", "attn1.attention attention=v2", "attn2.attention attention=v2"), versions);
+        // the same answers the table gives for each shape
+        assertSame(d.conv(Precision.FP16, 80, 4, 3, 3, false, true), s.at(0));
+        assertSame(d.conv(Precision.FP16, 80, 8, 3, 3, false, true), s.at(1));
+        assertSame(d.linear(Precision.FP16, 80, 40, true), s.at(2));
+        assertSame(d.linear(Precision.FP16, 80, 37, true), s.at(3));
+        assertSame(d.attention(Precision.FP16, 80, 40, true, false, true), s.at(4));
+        // one line per distinct op shape and version; the two attentions share one
+        assertEquals(5, s.lines().size(), s.lines().toString());
+        assertEquals("conv2d " + g.ops().get(0).describe(g) + ": conv=v1", s.lines().get(0));
+        assertEquals("attention " + g.ops().get(4).describe(g) + ": attention=v2 (x2)", s.lines().get(4));
+        // fp32, and sm_75, take v1 everywhere
+        for (StepTactics v1 : List.of(StepTactics.resolve(g, d, Precision.FP32, 90),
+                StepTactics.resolve(g, d, Precision.FP16, 75))) {
+            for (int i = 0; i < g.ops().size(); i++) {
+                assertEquals("v1", v1.at(i).name(), g.ops().get(i).name());
+            }
+        }
+    }
+
+    @Test
+    void aForcedVersionOverridesTheTableForItsFamilyOnly() {
+        Graph g = mixed();
+        StepTactics s = StepTactics.resolve(g, Tactics.parse("linear=v1,attention=v1"), Precision.FP16, 80);
+        assertSame(Tactics.LINEAR_V1, s.at(2));
+        assertSame(Tactics.ATTENTION_V1, s.at(4));
+        assertSame(Tactics.CONV_V2, s.at(1)); // conv left to the table
+        var e = assertThrows(IllegalArgumentException.class,
+                () -> StepTactics.resolve(g, Tactics.parse("conv=v2"), Precision.FP16, 80));
+        assertEquals("op 'conv_a.conv2d': conv=v2 needs C·R·S a multiple of 8, not 36", e.getMessage());
     }
 }

@@ -211,6 +211,7 @@ class BenchCliTest {
         assertEquals(j.at("/memory/arena_bytes").asLong() + 4 * params, j.at("/memory/peak_bytes").asLong());
         assertTrue(j.get("ops_per_step").asInt() > 100);
         assertTrue(j.get("kernels_per_step").isNull()); // no GPU: no launches to count
+        assertEquals(0, j.get("tactics").size()); // one kernel per op on the CPU: nothing chosen
     }
 
     @Test

@@ -70,6 +70,11 @@ class GpuBenchTest {
             if (!graph.isEmpty()) {
                 assertEquals(0.0, j.get("graph_out_max_abs_diff_vs_eager").asDouble(), 1e-3);
             }
+            // the kernel version of each distinct conv, linear and attention shape, chosen as the step was prepared
+            assertTrue(j.get("tactics").size() > 0, j.toString());
+            for (JsonNode t : j.get("tactics")) {
+                assertTrue(t.asText().matches(".+: (conv|linear|attention)=v[12]( \\(x\\d+\\))?"), t.asText());
+            }
         }
     }
 }

@@ -125,4 +125,42 @@ class CudaCliTest {
         assertEquals(2, r.code(), r.err());
         assertTrue(r.err().contains("--dtype must be fp16 or fp32"), r.err());
     }
+
+    /**
+     * {@code txt2img --backend cuda --dtype fp16} on the bundled tiny pipeline: the text encoder's
+     * token ids stay fp32 under fp16 activations, so it runs (it used to refuse: "cuda-fp16 backend
+     * does not run op embedding"), and its picture is the CPU's within fp16's reach.
+     */
+    @Test
+    void txt2imgInFp16(@TempDir Path tmp) throws java.io.IOException {
+        String reason = CudaContext.unavailableReason();
+        assumeTrue(reason == null, reason);
+        java.awt.image.BufferedImage[] images = new java.awt.image.BufferedImage[2];
+        String[][] backends = {{"--backend", "cpu"}, {"--backend", "cuda", "--dtype", "fp16"}};
+        for (int i = 0; i < 2; i++) {
+            Path png = tmp.resolve("t" + i + ".png");
+            List<String> args = new ArrayList<>(List.of("txt2img", "--model", Resources.golden("pipeline").toString(),
+                    "--prompt", "a photograph of an astronaut", "--steps", "1", "--height", "64", "--width", "64",
+                    "--seed", "5", "--out", png.toString()));
+            args.addAll(List.of(backends[i]));
+            Result r = latte(args.toArray(String[]::new));
+            assertEquals(0, r.code(), r.out() + r.err());
+            images[i] = javax.imageio.ImageIO.read(png.toFile());
+            assertEquals(64, images[i].getWidth());
+        }
+        float[][] px = new float[2][64 * 64 * 3];
+        for (int i = 0; i < 2; i++) {
+            for (int y = 0, k = 0; y < 64; y++) {
+                for (int x = 0; x < 64; x++) {
+                    int rgb = images[i].getRGB(x, y);
+                    px[i][k++] = (rgb >> 16) & 255;
+                    px[i][k++] = (rgb >> 8) & 255;
+                    px[i][k++] = rgb & 255;
+                }
+            }
+        }
+        double psnr = Compare.of(px[0], px[1]).psnr();
+        System.out.printf(Locale.ROOT, "txt2img 64x64 1 step: cuda fp16 vs cpu 8-bit image %.1f dB%n", psnr);
+        assertTrue(psnr >= 40, "cuda fp16 image vs cpu: " + psnr + " dB");
+    }
 }

@@ -35,7 +35,8 @@ class KernelLibraryTest {
             new String[] {"elementwise.cu", "geglu"}, new String[] {"elementwise.cu", "add"},
             new String[] {"elementwise.cu", "scale"}, new String[] {"elementwise.cu", "add_channel_bias"},
             new String[] {"elementwise.cu", "upsample_nearest"}, new String[] {"elementwise.cu", "concat_channels"},
-            new String[] {"elementwise.cu", "transpose"}, new String[] {"elementwise.cu", "timestep_embedding"});
+            new String[] {"elementwise.cu", "transpose"}, new String[] {"elementwise.cu", "timestep_embedding"},
+            new String[] {"elementwise.cu", "quick_gelu"}, new String[] {"elementwise.cu", "embedding"});
 
     static Set<String> entries(String file) {
         String src = KernelLibrary.source(file);

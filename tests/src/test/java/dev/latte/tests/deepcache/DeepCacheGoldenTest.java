@@ -119,6 +119,62 @@ public class DeepCacheGoldenTest {
     }
 
     /**
+     * The full and the partial step share one arena (as large as the larger plan) and compute, step
+     * after step, exactly what each computes in an arena of its own, with the feature one tensor
+     * outside both.
+     */
+    @Test
+    void fullAndPartialStepsShareOneArenaAndComputeTheSame() {
+        UNetRunner.Dims d = new UNetRunner.Dims(2, 16, 16, 77);
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(9);
+        try (DeepCacheRunner cache = new DeepCacheRunner(0)) {
+            dev.latte.graph.Graph[] g = cache.graphs(runner, d);
+            String feature = dev.latte.unet.UNet2DConditionModel.CACHED_FEATURE;
+            java.util.Set<String> ext = java.util.Set.of(feature);
+            var fp = dev.latte.plan.MemoryPlanner.plan(g[0], backend.activationBytes(), java.util.Set.of("out"), ext,
+                    dev.latte.plan.MemoryPlanner.Options.defaults());
+            var pp = dev.latte.plan.MemoryPlanner.plan(g[1], backend.activationBytes(), java.util.Set.of("out"), ext,
+                    dev.latte.plan.MemoryPlanner.Options.defaults());
+            dev.latte.core.Tensor f = backend.allocate(g[0].outputs().get(feature).shape());
+            var bound = java.util.Map.of(feature, f);
+            var o = dev.latte.exec.Steps.Options.defaults();
+            try (var full = dev.latte.exec.Steps.prepare(backend, g[0], fp, runner.params(), bound, o);
+                 var partial = dev.latte.exec.Steps.prepare(backend, g[1], pp, runner.params(), bound, o)) {
+                boolean[] fullSteps = {true, false, false, true, false};
+                for (int i = 0; i < fullSteps.length; i++) {
+                    float[] x = gaussian(rnd, 2 * 4 * 16 * 16), ctx = gaussian(rnd, 2 * 77 * 32);
+                    float[] t = {900 - 100 * i, 900 - 100 * i};
+                    DeepCacheRunner.Step got = cache.forward(runner, d, x, t, ctx, fullSteps[i]);
+                    assertEquals(fullSteps[i], got.full());
+                    var own = fullSteps[i] ? full : partial;
+                    own.write("sample", x);
+                    own.write("timestep", t);
+                    own.write("encoder_hidden_states", ctx);
+                    own.run();
+                    assertArrayEquals(own.read("out"), got.out(), "step " + i + (fullSteps[i] ? " (full)" : " (partial)"));
+                }
+            } finally {
+                backend.release(f);
+            }
+            var arenas = cache.arenas();
+            assertTrue(arenas[0].arena() == arenas[1].arena(), "one arena for both steps");
+            long size = arenas[0].arena().shape().numel() * (long) backend.activationBytes();
+            assertTrue(size >= Math.max(fp.arenaBytes(), pp.arenaBytes()) && size < fp.arenaBytes() + pp.arenaBytes(),
+                    size + " bytes for plans of " + fp.arenaBytes() + " and " + pp.arenaBytes());
+            System.out.printf("deepcache unet-tiny 2x16x16: one arena of %d bytes for plans of %d and %d bytes%n",
+                    Math.max(fp.arenaBytes(), pp.arenaBytes()), fp.arenaBytes(), pp.arenaBytes());
+        }
+    }
+
+    private static float[] gaussian(java.util.SplittableRandom rnd, int n) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) rnd.nextGaussian();
+        }
+        return v;
+    }
+
+    /**
      * Branches 1–8 have no stored trajectory, but summary.json has the helper's final-latent PSNR
      * against the baseline for each (interval 3) and macs.json each partial call's MACs: a replay
      * that follows the helper lands on the same PSNR to a few thousandths of a dB.

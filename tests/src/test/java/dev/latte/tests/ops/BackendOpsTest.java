@@ -74,7 +74,7 @@ class BackendOpsTest {
         OpCheck.Tolerance tol = OpCheck.Tolerance.of(b);
         boolean fp16 = b.activationBytes() == 2;
         OpCheck.Inputs in = OpCheck.draw(c);
-        OpCheck.Inputs given = fp16 ? in.fp16(c.op()) : in;
+        OpCheck.Inputs given = fp16 ? in.fp16(c.graph(), c.op()) : in;
         float[] expected = EXPECTED.computeIfAbsent(c.name() + (fp16 ? " fp16 inputs" : ""),
                 k -> OpCheck.run(REF, c, given).values());
         OpCheck.Result r = OpCheck.judge(spec.toString(), c, expected, OpCheck.run(b, c, given), tol);

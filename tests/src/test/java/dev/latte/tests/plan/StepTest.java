@@ -6,6 +6,8 @@ import dev.latte.core.Conv2dParams;
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
 import dev.latte.cuda.CudaKernel;
+import dev.latte.cuda.backend.CudaBackend;
+import dev.latte.cuda.backend.StepTactics;
 import dev.latte.exec.ArenaStep;
 import dev.latte.exec.Steps;
 import dev.latte.graph.Fusion;
@@ -20,6 +22,7 @@ import org.junit.jupiter.api.Test;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Proxy;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 
@@ -145,6 +148,45 @@ class StepTest {
                     double d = maxAbsDiff(expected(g, params, in), step.read("out"));
                     assertTrue(d < tol, dtype + " run " + seed + ": max |d| " + d);
                 }
+            }
+        }
+    }
+
+    /**
+     * A CUDA step resolves each op's kernel version once, as it is prepared: what it reports is the
+     * tactic table's answer for each op's shapes, a version forced by name overrides the table, and
+     * the step computes the reference's result either way.
+     */
+    @Test
+    void cudaStepReportsTheKernelVersionsItChose() {
+        Graph g = block();
+        Map<String, float[]> params = randomParams(g, 5);
+        Map<String, float[]> in = randomInputs(g, 50);
+        float[] want = expected(g, params, in);
+        for (String kernels : new String[] {"", "attention=v1,conv=v1"}) {
+            Backend b;
+            try {
+                b = Backends.open("cuda", "fp16", 1, kernels);
+            } catch (Backends.Unavailable e) {
+                assumeTrue(false, e.getMessage());
+                return;
+            }
+            try (b; ArenaStep step = prepare(b, g, params, Steps.Options.defaults())) {
+                CudaBackend cuda = (CudaBackend) b;
+                int cc = cuda.library().computeCapability();
+                List<String> lines = StepTactics.resolve(g, cuda.tactics(), cuda.precision(), cc).lines();
+                assertEquals(lines, step.tactics());
+                System.out.println("[tactics " + (kernels.isEmpty() ? "default" : kernels) + ", sm_" + cc + "] " + lines);
+                // the block's conv (GN+SiLU, 3x3, 40 channels: C·R·S 360) and its attention (head dim 40)
+                assertEquals(2, lines.size(), lines.toString());
+                String v = kernels.isEmpty() && cc >= 80 ? "v2" : "v1";
+                assertTrue(lines.get(0).startsWith("conv2dFused ") && lines.get(0).endsWith(": conv=" + v), lines.get(0));
+                assertTrue(lines.get(1).startsWith("attention ") && lines.get(1).endsWith(": attention=" + v),
+                        lines.get(1));
+                in.forEach(step::write);
+                step.run();
+                double d = maxAbsDiff(want, step.read("out"));
+                assertTrue(d < 2e-2, kernels + ": max |d| " + d);
             }
         }
     }
