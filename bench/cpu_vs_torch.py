@@ -5,8 +5,8 @@ One process pair per shape: this script (PyTorch, the UNet of bench/torch_unet.p
 `latte bench unet --backend cpu --interleave` (Java), which runs a timed step each time it reads a
 line. They take turns, step for step (ABBA order), so both see the same machine: on a shared
 machine the load moves, and it moves for both. Both run the same weights: `latte export-random`
-writes the seeded random weights that `bench unet --config` makes in memory, and PyTorch loads
-that folder. Writes one JSON with both sides, their ratio, the machine (lscpu model and flags),
+writes the seeded random weights that `bench unet --config` makes in memory, and both sides load
+that folder (Latte with `bench unet --weights`, memory-mapped). Writes one JSON with both sides, their ratio, the machine (lscpu model and flags),
 the thread counts and the load average before, during and after.
 
 PyTorch's environment, set here before torch is imported (and recorded in the JSON):
@@ -163,7 +163,8 @@ def main():
         "torch": {"version": torch.__version__, "mkldnn": torch.backends.mkldnn.is_available(),
                   "num_threads": torch.get_num_threads(), "attention": attention, "blas": blas,
                   "config": torch.__config__.show()},
-        "config": a.config, "weights": "seeded random (latte export-random --seed 0), fp32, both sides",
+        "config": a.config, "weights": "seeded random (latte export-random --seed 0), fp32, both sides loading that folder"
+                   " (Latte: bench unet --weights, memory-mapped)",
         "timing": "wall clock per step; the two sides take turns step for step (ABBA), each after one warm-up",
         "load_average_start": os.getloadavg(), "rows": [],
     }
@@ -171,7 +172,7 @@ def main():
         h, w, b = (int(x) for x in shape.split("x"))
         print("== %s %dx%d batch %d" % (name, h, w, b), file=sys.stderr)
         latte_json = a.json + ".latte-%dx%dx%d.json" % (h, w, b)
-        latte = subprocess.Popen([a.latte, "bench", "unet", "--config", a.config, "--backend", "cpu", "--threads",
+        latte = subprocess.Popen([a.latte, "bench", "unet", "--weights", weights, "--backend", "cpu", "--threads",
                                   str(a.threads), "--height", str(h), "--width", str(w), "--batch", str(b),
                                   "--context", str(a.context), "--warmup", str(a.warmup), "--iters", str(a.rounds),
                                   "--interleave", "--json", latte_json],

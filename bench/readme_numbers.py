@@ -11,6 +11,7 @@ Blocks (each between <!-- generated:NAME --> and <!-- /generated:NAME -->):
   schedulers SchedulerGoldenTest: alphas_cumprod and the worst step of each trajectory
   kill       OutputKillTest: where each kill -9 landed and what it left
   torch      bench/results/cpu-vs-torch-*.json (bench/cpu_vs_torch.py): Latte's CPU backend vs PyTorch, side by side
+  cpu-memory bench/results/cpu-memory-*.json (bench unet --weights/--config on the CPU): load, RSS and its terms
 """
 import glob
 import json
@@ -102,10 +103,33 @@ def torch_block():
     return head + "\n" + "\n".join(r[-1] for r in sorted(rows, key=lambda r: (r[0] != "sd15", -r[1], r[2], -r[3])))
 
 
+def memory_block():
+    rows = []
+    for f in sorted(glob.glob(os.path.join(ROOT, "bench", "results", "cpu-memory-*.json"))):
+        d = json.load(open(f))
+        h, i = d["host"], d["input"]
+        m = re.search(r"\((\w+), (memory-mapped|widened to heap copies)\)$", d["weights"])
+        how = ("%s file, %s" % (m.group(1), "**mapped**" if m.group(2) == "memory-mapped" else "heap")) if m \
+            else "random (in memory)"
+        name = os.path.basename(os.path.normpath(d["config"]))
+        mib = lambda b: "—" if not b else "%.2f GiB" % (b / 2 ** 30) if b >= 2 ** 30 else "%.1f MiB" % (b / 2 ** 20)
+        rows.append((name, how, "| %s, %d×%d latent, batch %d, %s | %.1f s | %.1f s | %s GiB | %s + %s GiB | %s | %s | %s |"
+                     " %.1f | `%s` |" % (
+                         name, i["latent_height"], i["latent_width"], i["batch"], how, d["load_ms"] / 1000,
+                         d["first_step_ms"] / 1000, gib(h["peak_resident_bytes"]), gib(h["resident_anon_bytes"]),
+                         gib(h["resident_file_bytes"]), mib(h["packed_weight_bytes"]), mib(h["in_place_weight_bytes"]),
+                         mib(h["arena_bytes"]), h["load_average_before"], os.path.basename(f))))
+    if not rows:
+        sys.exit("readme_numbers: no bench/results/cpu-memory-*.json; run bench unet --weights first")
+    head = ("| model, weights | load | first step (packs) | peak RSS (VmHWM) | RSS: anon + file | packed | in place "
+            "| arena | load average | JSON |\n|---|---|---|---|---|---|---|---|---|---|")
+    return head + "\n" + "\n".join(r[-1] for r in sorted(rows, key=lambda r: ("sd15" not in r[0], r[0], "mapped" in r[1], r[1])))
+
+
 def main():
     out = test_output()
     blocks = {"psnr": psnr_block(out), "schedulers": schedulers_block(out), "kill": kill_block(out),
-              "torch": torch_block()}
+              "torch": torch_block(), "cpu-memory": memory_block()}
     path = os.path.join(ROOT, "README.md")
     readme = open(path, encoding="utf-8").read()
     new = readme

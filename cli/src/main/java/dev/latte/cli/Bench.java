@@ -34,7 +34,7 @@ final class Bench {
         if (args.isEmpty() || !args.getFirst().equals("unet")) {
             throw new Args.UsageException("bench: expected 'bench unet', 'bench kernels' or 'bench sampling'");
         }
-        if (args.contains("--config")) {
+        if (args.contains("--config") || args.contains("--weights")) {
             return UnetBench.run(new Args("bench unet", args.subList(1, args.size()), UnetBench.OPTIONS,
                     UnetBench.FLAGS), out, err);
         }

@@ -51,6 +51,10 @@ public final class Main {
                   one UNet step of a config with seeded random weights made in memory (H, W image pixels):
                   latency median/p10/p90, arena/weight/workspace bytes, ops and kernel launches per step;
                   --graph (cuda) replays the step as one captured CUDA graph
+              bench unet --weights DIR [--load map|heap] [options as above but --config/--dtype/--seed]
+                  the same with a diffusers UNet folder's own weights, memory-mapped (--load heap: each widened to
+                  a heap copy first); adds the load time, the first step's time (weights are packed then) and
+                  where the CPU backend's resident memory is (packed, in-place, heap weights, arena)
               bench kernels [--dtype fp16|fp32] [--runs 20] [--warmup 5] [--batch 2] [--config sd15|ci|DIR]
                             [--sizes 512,768] [--list] [--json FILE] [--kernels FAMILY=V,...] [--version FAMILY|all]
                   every distinct op of an SD1.5 step at 512 and 768 (ci: the op-case table's small rows) timed

@@ -25,7 +25,10 @@ import dev.latte.plan.MemoryPlan;
 import dev.latte.plan.MemoryPlanner;
 import dev.latte.quant.Int8;
 import dev.latte.unet.UNet2DConditionModel;
+import dev.latte.model.UNetModel;
 import dev.latte.weights.DType;
+import dev.latte.weights.SafeTensorsFile;
+import dev.latte.weights.TensorInfo;
 import dev.latte.weights.UNetConfig;
 
 import java.io.IOException;
@@ -50,7 +53,7 @@ import java.util.Set;
  */
 final class UnetBench {
     static final Set<String> OPTIONS = Set.of("config", "batch", "height", "width", "context", "dtype", "int8-mode",
-            "backend", "threads", "warmup", "iters", "seed", "json");
+            "backend", "threads", "warmup", "iters", "seed", "json", "weights", "load");
     static final Set<String> FLAGS = Set.of("graph", "interleave");
 
     /** A UNet config and where it came from. */
@@ -81,7 +84,37 @@ final class UnetBench {
 
     static int run(Args a, PrintStream out, PrintStream err) {
         a.outputFile("json");
-        Config c = config(a.required("config"), "bench unet");
+        String weightsDir = a.get("weights", null);
+        if (weightsDir == null) {
+            if (a.flag("load")) {
+                throw new Args.UsageException("bench unet: --load says how --weights are loaded; give --weights DIR");
+            }
+            return run(a, out, err, null, System.nanoTime());
+        }
+        if (a.flag("config")) {
+            throw new Args.UsageException("bench unet: give --config (random weights) or --weights DIR (a diffusers"
+                    + " UNet folder, its config.json), not both");
+        }
+        long loadStart = System.nanoTime(); // header, NaN/Inf scan, upload (the packing is in the first step)
+        try (UNetModel model = UNetModel.load(Path.of(weightsDir))) {
+            if (model.isQuantized()) {
+                throw new Args.UsageException("bench unet: --weights " + weightsDir + " holds int8 weights; time"
+                        + " int8 with --config DIR --dtype int8");
+            }
+            return run(a, out, err, model, loadStart);
+        }
+    }
+
+    /** With {@code model} null, the seeded random weights of --config; else the model's own, mapped from its file. */
+    private static int run(Args a, PrintStream out, PrintStream err, UNetModel model, long loadStart) {
+        Config c = model == null ? config(a.required("config"), "bench unet")
+                : new Config(model.dir().toString(), model.dir().resolve(UNetModel.CONFIG).toString(), model.config(),
+                null);
+        String load = a.get("load", "map");
+        if (!List.of("map", "heap").contains(load)) {
+            throw new Args.UsageException("bench unet: --load must be map (weights read from the mapped file) or"
+                    + " heap (each widened to a heap copy first, as before mapping), not '" + load + "'");
+        }
         String backendName = a.get("backend", "cpu");
         String dtype = a.get("dtype", backendName.equals("cuda") ? "fp16" : "fp32");
         if (!List.of("fp32", "fp16", "int8").contains(dtype)) {
@@ -101,11 +134,15 @@ final class UnetBench {
         if (batch < 1 || context < 1 || warmup < 1 || iters < 1) {
             throw new Args.UsageException("bench unet: --batch, --context, --warmup and --iters must be >= 1");
         }
+        if (model != null && dtype.equals("int8")) {
+            throw new Args.UsageException("bench unet: --dtype int8 quantises random weights; --weights are run as"
+                    + " stored");
+        }
         if (useGraph && !backendName.equals("cuda")) {
             throw new Args.UsageException("bench unet: --graph captures a CUDA graph; it needs --backend cuda");
         }
         Int8Mode int8Mode = Int8Mode.parse(a.get("int8-mode", "w8a16"));
-        UNet2DConditionModel unet = new UNet2DConditionModel(c.config(), c.source());
+        UNet2DConditionModel unet = model != null ? model.unet() : new UNet2DConditionModel(c.config(), c.source());
         List<Value> floatParams = RandomWeights.parameters(unet);
         Set<String> int8Weights = dtype.equals("int8") ? quantizable(unet) : Set.of();
         WeightFormat format = new WeightFormat() {
@@ -122,7 +159,8 @@ final class UnetBench {
             }
         };
         int lh = height / 8, lw = width / 8;
-        Graph graph = Fusion.fuse(unet.graph(batch, lh, lw, context, format));
+        Graph graph = Fusion.fuse(model != null ? model.graph(batch, lh, lw, context) : unet.graph(batch, lh, lw, context,
+                format));
 
         try (Backend backend = Backends.open(a, dtype)) {
             if (dtype.equals("int8") && !(backend.supports("linearInt8") && backend.supports("conv2dInt8"))) {
@@ -130,12 +168,24 @@ final class UnetBench {
                         + " backend has no int8 ops (linearInt8, conv2dInt8) yet");
             }
             CudaContext ctx = backend instanceof CudaBackend cb ? cb.context() : null;
-            err.println("latte: " + floatParams.size() + " random weights (seed " + seed + ") onto " + backend.name()
-                    + "...");
             Map<String, Tensor> params = new HashMap<>();
             long[] weightBytes = {0};
             int floatBytes = backend.activationBytes();
-            RandomWeights.generate(floatParams, seed, 32, (p, v) -> {
+            if (model != null) {
+                err.println("latte: " + model.weights().tensors().size() + " weights of " + model.dir() + " onto "
+                        + backend.name() + (load.equals("map") ? " (mapped)" : " (heap copies)") + "...");
+                SafeTensorsFile f = model.weights();
+                for (TensorInfo t : f.tensors()) {
+                    Shape shape = Shape.of(t.intShape());
+                    params.put(t.name(), load.equals("map") ? backend.uploadMapped(shape, f.data(t.name()), t.dtype())
+                            : backend.upload(shape, f.toFloatArray(t.name())));
+                    weightBytes[0] += t.numel() * floatBytes;
+                }
+            } else {
+                err.println("latte: " + floatParams.size() + " random weights (seed " + seed + ") onto "
+                        + backend.name() + "...");
+            }
+            RandomWeights.generate(model != null ? List.of() : floatParams, seed, 32, (p, v) -> {
                 if (int8Weights.contains(p.name())) {
                     Int8.Rows q = Int8.quantizeRows(v, p.shape().dim(0));
                     params.put(p.name(), backend.uploadInt8(p.shape(), q.q()));
@@ -146,6 +196,7 @@ final class UnetBench {
                     weightBytes[0] += p.shape().numel() * floatBytes;
                 }
             });
+            double loadMs = (System.nanoTime() - loadStart) / 1e6;
             err.println("latte: planning " + graph.ops().size() + " ops...");
             MemoryPlan plan = MemoryPlanner.plan(graph, backend.activationBytes(), Set.of("out"));
             // --graph: the CUDA backend's step (eager first run, then one captured graph replayed); else op by op
@@ -161,14 +212,16 @@ final class UnetBench {
                 }
                 Runnable writeInputs = () -> inputs.forEach(step::write);
                 long launchesPerStep = -1;
+                double firstStepMs = 0;
                 float[] result = null;
                 // a graph step's first run is eager (counted and kept to check the replay against), its second captures
                 int warm = useGraph ? Math.max(warmup, 2) : warmup;
                 for (int i = 0; i < warm; i++) {
                     writeInputs.run();
-                    long before = CudaKernel.launchCount();
+                    long before = CudaKernel.launchCount(), s0 = System.nanoTime();
                     step.run();
                     if (i == 0) {
+                        firstStepMs = (System.nanoTime() - s0) / 1e6;
                         launchesPerStep = CudaKernel.launchCount() - before;
                         result = step.read("out");
                     }
@@ -219,24 +272,18 @@ final class UnetBench {
                 double[] loadAfter = KernelsBench.loadAverage();
                 ObjectNode root = report(c, backend, dtype, int8Mode, graph, plan, weightBytes[0], launchesPerStep,
                         useGraph, batch, height, width, context, warmup, ms, wall, ctx);
+                if (model != null) {
+                    root.put("weights", model.weights().path() + " (" + model.mode() + ", " + (load.equals("map")
+                            ? "memory-mapped" : "widened to heap copies") + ")");
+                }
+                root.put("load_ms", loadMs);
+                root.put("first_step_ms", firstStepMs);
                 // the kernel version of each distinct op shape, chosen once when the step was prepared
                 var tactics = root.putArray("tactics");
                 step.tactics().forEach(tactics::add);
                 step.tactics().forEach(t -> err.println("latte: tactic " + t));
                 if (backend instanceof CpuBackend cpu) {
-                    ObjectNode host = root.putObject("host");
-                    host.put("threads", cpu.threads());
-                    host.put("vector_api", cpu.vectorised());
-                    host.put("packed_weight_bytes", cpu.packedBytes());
-                    host.put("load_average_before", loadBefore[0]);
-                    host.put("load_average_after", loadAfter[0]);
-                    long[] rss = residentBytes();
-                    host.put("resident_bytes", rss[0]);
-                    host.put("peak_resident_bytes", rss[1]);
-                    host.put("interleaved", interleave);
-                    err.printf(Locale.ROOT, "latte: resident %.2f GiB (peak %.2f GiB), packed weights %.2f GiB, load"
-                            + " average %.1f -> %.1f%n", rss[0] / 1073741824.0, rss[1] / 1073741824.0,
-                            cpu.packedBytes() / 1073741824.0, loadBefore[0], loadAfter[0]);
+                    host(root.putObject("host"), cpu, model, plan, loadBefore[0], loadAfter[0], interleave, err);
                 }
                 if (useGraph) {
                     // the replayed graph must compute what the eager step computed from the same inputs
@@ -270,6 +317,39 @@ final class UnetBench {
         return 0;
     }
 
+    /**
+     * Where the CPU backend's memory is: RSS ≈ heap weights + packed weights + in-place weights
+     * (as far as their pages are resident) + arena + the JVM itself.
+     */
+    private static void host(ObjectNode host, CpuBackend cpu, UNetModel model, MemoryPlan plan, double loadBefore,
+                             double loadAfter, boolean interleave, PrintStream err) {
+        host.put("threads", cpu.threads());
+        host.put("vector_api", cpu.vectorised());
+        host.put("weight_file_bytes", model == null ? 0
+                : model.weights().tensors().stream().mapToLong(TensorInfo::byteSize).sum());
+        host.put("packed_weight_bytes", cpu.packedBytes());
+        host.put("mapped_weight_bytes", cpu.mappedBytes());
+        host.put("in_place_weight_bytes", cpu.inPlaceBytes());
+        host.put("heap_weight_bytes", cpu.heapWeightBytes());
+        host.put("arena_bytes", plan.arenaBytes());
+        host.put("load_average_before", loadBefore);
+        host.put("load_average_after", loadAfter);
+        long[] rss = residentBytes();
+        host.put("resident_bytes", rss[0]);
+        host.put("peak_resident_bytes", rss[1]);
+        host.put("resident_anon_bytes", rss[2]);
+        host.put("resident_file_bytes", rss[3]);
+        Runtime rt = Runtime.getRuntime();
+        host.put("jvm_heap_committed_bytes", rt.totalMemory());
+        host.put("jvm_heap_used_bytes", rt.totalMemory() - rt.freeMemory());
+        host.put("interleaved", interleave);
+        double gib = 1L << 30;
+        err.printf(Locale.ROOT, "latte: resident %.2f GiB (peak %.2f GiB; anon %.2f, file %.2f) = packed weights %.2f"
+                        + " + heap weights %.2f + in-place weights %.3f + arena %.3f GiB + JVM; load average %.1f -> %.1f%n",
+                rss[0] / gib, rss[1] / gib, rss[2] / gib, rss[3] / gib, cpu.packedBytes() / gib,
+                cpu.heapWeightBytes() / gib, cpu.inPlaceBytes() / gib, plan.arenaBytes() / gib, loadBefore, loadAfter);
+    }
+
     private static String readLine(java.io.BufferedReader in) {
         try {
             return in.readLine();
@@ -278,14 +358,19 @@ final class UnetBench {
         }
     }
 
-    /** This process's resident and peak resident bytes (VmRSS, VmHWM of /proc/self/status); -1 where unknown. */
+    /**
+     * This process's resident, peak resident, anonymous and file-backed resident bytes (VmRSS,
+     * VmHWM, RssAnon, RssFile of /proc/self/status); -1 where unknown.
+     */
     static long[] residentBytes() {
-        long[] r = {-1, -1};
+        long[] r = {-1, -1, -1, -1};
+        List<String> keys = List.of("VmRSS:", "VmHWM:", "RssAnon:", "RssFile:");
         try {
             for (String l : Files.readAllLines(Path.of("/proc/self/status"))) {
-                if (l.startsWith("VmRSS:") || l.startsWith("VmHWM:")) {
-                    long kb = Long.parseLong(l.replaceAll("[^0-9]", ""));
-                    r[l.startsWith("VmRSS:") ? 0 : 1] = kb * 1024;
+                for (int i = 0; i < keys.size(); i++) {
+                    if (l.startsWith(keys.get(i))) {
+                        r[i] = Long.parseLong(l.replaceAll("[^0-9]", "")) * 1024;
+                    }
                 }
             }
         } catch (IOException | RuntimeException e) {

@@ -1,6 +1,9 @@
 package dev.latte.core;
 
 import dev.latte.graph.Graph;
+import dev.latte.weights.DType;
+import dev.latte.weights.SafeTensorsFile;
+import java.lang.foreign.MemorySegment;
 
 /**
  * Executes ops on tensors it owns. One method per op; every op writes into an output tensor the
@@ -16,6 +19,22 @@ public interface Backend extends AutoCloseable {
 
     /** A tensor holding a copy of host fp32 values. */
     Tensor upload(Shape shape, float[] values);
+
+    /**
+     * A weight whose values are {@code bytes}, a tensor of a memory-mapped safetensors file
+     * ({@code SafeTensorsFile.data}) in a floating-point {@code dtype}. The mapping must outlive the
+     * tensor. By default the values are widened to fp32 and uploaded; a host backend may read the
+     * file bytes in place instead of holding a copy.
+     */
+    default Tensor uploadMapped(Shape shape, MemorySegment bytes, DType dtype) {
+        if (!dtype.isFloatingPoint() || bytes.byteSize() != shape.numel() * dtype.byteSize()) {
+            throw new IllegalArgumentException("uploadMapped: " + bytes.byteSize() + " bytes of " + dtype
+                    + " for shape " + shape);
+        }
+        float[] v = new float[Math.toIntExact(shape.numel())];
+        SafeTensorsFile.toFloats(bytes, dtype, 0, v, 0, v.length);
+        return upload(shape, v);
+    }
 
     /** The tensor's values as host fp32. */
     float[] download(Tensor t);

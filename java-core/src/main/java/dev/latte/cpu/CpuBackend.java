@@ -10,9 +10,14 @@ import dev.latte.core.Tensor;
 import dev.latte.math.Erf;
 import dev.latte.math.SleefExp;
 import dev.latte.quant.Int8;
+import dev.latte.weights.DType;
+import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
+import java.util.Set;
+import java.util.WeakHashMap;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.ForkJoinTask;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -72,19 +77,54 @@ public final class CpuBackend implements Backend {
         return fast != null;
     }
 
-    private final java.util.Set<CpuTensor> packedWeights = java.util.Collections.synchronizedSet(
-            java.util.Collections.newSetFromMap(new java.util.WeakHashMap<>()));
+    /** Every tensor made by upload or uploadMapped (the weights), for the memory report; weakly held. */
+    private final Set<CpuTensor> weights = Collections.synchronizedSet(Collections.newSetFromMap(new WeakHashMap<>()));
 
     /** Bytes of the packed copies of weights this backend holds (the kernels' layout of conv and linear weights). */
     public long packedBytes() {
-        synchronized (packedWeights) {
-            return packedWeights.stream().mapToLong(t -> FastPaths.packedFloats(t) * Float.BYTES).sum();
+        return sumOverWeights(t -> FastPaths.packedFloats(t) * Float.BYTES);
+    }
+
+    /**
+     * Bytes of mapped weight files that weights are read from in place ({@link #uploadMapped}):
+     * address space, resident only while pages are being read (a packed weight's pages are handed
+     * back once packed).
+     */
+    public long mappedBytes() {
+        return sumOverWeights(t -> {
+            var m = t.mapped();
+            return m == null ? 0 : m.byteSize();
+        });
+    }
+
+    /**
+     * Bytes of mapped weights read in place, without a packed copy (biases, norm scales, embedding
+     * tables): the part of {@link #mappedBytes} whose pages stay resident once read.
+     */
+    public long inPlaceBytes() {
+        return sumOverWeights(t -> {
+            var m = t.mapped();
+            return m == null || FastPaths.packedFloats(t) > 0 ? 0 : m.byteSize();
+        });
+    }
+
+    /**
+     * Bytes of heap arrays held by uploaded tensors (weights uploaded as copies, not yet packed), or
+     * by mapped weights something widened whole.
+     */
+    public long heapWeightBytes() {
+        return sumOverWeights(t -> t.heapFloats() * Float.BYTES);
+    }
+
+    private long sumOverWeights(java.util.function.ToLongFunction<CpuTensor> bytes) {
+        synchronized (weights) {
+            return weights.stream().mapToLong(bytes).sum();
         }
     }
 
     /** Called when a weight gets its packed copy. */
     void packed(CpuTensor t) {
-        packedWeights.add(t);
+        weights.add(t);
     }
 
     public int threads() {
@@ -116,6 +156,23 @@ public final class CpuBackend implements Backend {
         allocations.incrementAndGet();
         CpuTensor t = new CpuTensor(shape, values.clone());
         t.uploaded = true;
+        weights.add(t);
+        return t;
+    }
+
+    /**
+     * A weight read in place from its mapped file: no copy is made. Conv and linear weights are
+     * packed from the file bytes on first use (fp16/bf16 widened as they are packed); biases and
+     * norm scales are widened per call (a few KB); an embedding table row by row. Anything else
+     * that needs the whole tensor as fp32 (the scalar paths without the Vector API, an op writing
+     * into the weight) widens it once into a heap array of its own ({@link #heapWeightBytes}).
+     */
+    @Override
+    public Tensor uploadMapped(Shape shape, MemorySegment bytes, DType dtype) {
+        allocations.incrementAndGet();
+        CpuTensor t = new CpuTensor(shape, bytes, dtype);
+        t.uploaded = true;
+        weights.add(t);
         return t;
     }
 
@@ -124,8 +181,8 @@ public final class CpuBackend implements Backend {
         if (t instanceof CpuInt8Tensor q) {
             return Int8.widen(q.data());
         }
-        CpuTensor c = cpu("download", t);
-        return Arrays.copyOfRange(c.array(), c.offset(), c.offset() + t.shape().size());
+        CpuTensor.Read r = cpu("download", t).read();
+        return Arrays.copyOfRange(r.array(), r.offset(), r.offset() + t.shape().size());
     }
 
     @Override
@@ -354,7 +411,8 @@ public final class CpuBackend implements Backend {
         Shape xs = xt.shape();
         String what = OpChecks.groupNorm(xt, gt, bt, groups, outt);
         int n = xs.dim(0), c = xs.dim(1);
-        CpuTensor xc = cpu("groupNorm", xt), gc = cpu("groupNorm", gt), bc = cpu("groupNorm", bt);
+        CpuTensor xc = cpu("groupNorm", xt);
+        CpuTensor.Read gc = cpu("groupNorm", gt).read(), bc = cpu("groupNorm", bt).read();
         CpuTensor oc = out("groupNorm", outt);
         float[] x = xc.array(), gamma = gc.array(), beta = bc.array(), out = oc.array();
         int xo = xc.offset(), go = gc.offset(), bo = bc.offset(), oo = oc.offset();
@@ -377,7 +435,8 @@ public final class CpuBackend implements Backend {
         Shape xs = xt.shape();
         String what = OpChecks.layerNorm(xt, gt, bt, outt);
         int d = xs.dim(-1);
-        CpuTensor xc = cpu("layerNorm", xt), gc = cpu("layerNorm", gt), bc = cpu("layerNorm", bt);
+        CpuTensor xc = cpu("layerNorm", xt);
+        CpuTensor.Read gc = cpu("layerNorm", gt).read(), bc = cpu("layerNorm", bt).read();
         CpuTensor oc = out("layerNorm", outt);
         float[] x = xc.array(), gamma = gc.array(), beta = bc.array(), out = oc.array();
         int xo = xc.offset(), go = gc.offset(), bo = bc.offset(), oo = oc.offset();
@@ -664,18 +723,19 @@ public final class CpuBackend implements Backend {
         CpuTensor pc = pt == null ? null : cpu("embedding", pt);
         check(!oc.overlaps(ic) && !oc.overlaps(tc) && (pc == null || !oc.overlaps(pc)), what + " (out aliases an input)");
         int b = idt.shape().dim(0), l = idt.shape().dim(1), vocab = tt.shape().dim(0), d = tt.shape().dim(1);
-        float[] ids = ic.array(), table = tc.array(), out = oc.array();
+        float[] ids = ic.array(), out = oc.array();
+        float[] pos = pc == null ? null : new float[d];
         for (int i = 0; i < b * l; i++) {
             float id = ids[ic.offset() + i];
             check(id >= 0 && id < vocab && id == Math.rint(id), what + " (id " + id + " at [" + i / l + ", " + i % l
                     + "] is not a row of the " + vocab + "-row table)");
             int row = (int) id;
             int o = oc.offset() + i * d;
-            System.arraycopy(table, tc.offset() + row * d, out, o, d);
+            tc.readInto(row * d, out, o, d); // a row at a time: a mapped table is never widened whole
             if (pc != null) {
-                int po = pc.offset() + (i % l) * d;
+                pc.readInto((i % l) * d, pos, 0, d);
                 for (int j = 0; j < d; j++) {
-                    out[o + j] += pc.array()[po + j];
+                    out[o + j] += pos[j];
                 }
             }
         }
@@ -799,7 +859,8 @@ public final class CpuBackend implements Backend {
     public void addChannelBias(Tensor xt, Tensor vt, Tensor outt) {
         Shape xs = xt.shape();
         String what = OpChecks.addChannelBias(xt, vt, outt);
-        CpuTensor xc = cpu("addChannelBias", xt), vc = cpu("addChannelBias", vt), oc = out("addChannelBias", outt);
+        CpuTensor xc = cpu("addChannelBias", xt), oc = out("addChannelBias", outt);
+        CpuTensor.Read vc = cpu("addChannelBias", vt).read();
         check(!oc.overlaps(xc) || oc.offset() == xc.offset(), what + " (out partly overlaps x)");
         float[] x = xc.array(), v = vc.array(), out = oc.array();
         int xo = xc.offset(), vo = vc.offset(), oo = oc.offset();

@@ -2,12 +2,21 @@ package dev.latte.cpu;
 
 import dev.latte.core.Shape;
 import dev.latte.core.Tensor;
+import dev.latte.weights.DType;
+import dev.latte.weights.SafeTensorsFile;
+import java.lang.foreign.MemorySegment;
 
 /**
  * A host fp32 tensor: a shape and a row-major run of {@code shape.numel()} floats starting at
  * {@link #offset()} in a float array. The array is the tensor's own, or an arena's that many
  * tensors share at planned offsets ({@link CpuBackend#view}); every kernel indexes from the
  * offset.
+ *
+ * <p>A weight may instead be read from its memory-mapped file ({@link CpuBackend#uploadMapped}):
+ * the file's bytes (fp32, fp16, bf16 or fp64) are then its stored values, GEMM packs are made
+ * straight from them, and small reads ({@link #read}, {@link #readInto}) widen what they need
+ * for the call; only {@link #array()} keeps a widened heap copy (the scalar fallbacks, or an op
+ * writing into the weight, which also forgets the file).
  */
 public final class CpuTensor implements Tensor {
     private final Shape shape;
@@ -15,10 +24,17 @@ public final class CpuTensor implements Tensor {
     private final int length;
     private final CpuTensor arena;
     private float[] array;
+    /** The weight's bytes in its mapped safetensors file, and their dtype; null once it is written. */
+    private MemorySegment file;
+    private DType fileType;
     /** Set by {@link CpuBackend#upload}: only such tensors (weights) keep a packed copy. */
     boolean uploaded;
     /** This tensor laid out for the GEMM kernels, made on first use as a weight; dropped when written. */
     private Object pack;
+
+    /** A run of floats to read only: the tensor's values are {@code [offset, offset + size)} of {@code array}. */
+    record Read(float[] array, int offset) {
+    }
 
     /** Wraps {@code data} without copying; the tensor owns it from now on. */
     public CpuTensor(Shape shape, float[] data) {
@@ -34,6 +50,20 @@ public final class CpuTensor implements Tensor {
 
     public CpuTensor(Shape shape) {
         this(shape, new float[shape.size()]);
+    }
+
+    /** A tensor whose values are {@code bytes} of a mapped file, read in place; no copy is made here. */
+    CpuTensor(Shape shape, MemorySegment bytes, DType dtype) {
+        if (!dtype.isFloatingPoint() || bytes.byteSize() != (long) shape.size() * dtype.byteSize()) {
+            throw new IllegalArgumentException("CpuTensor: " + bytes.byteSize() + " bytes of " + dtype + " for shape "
+                    + shape);
+        }
+        this.shape = shape;
+        this.offset = 0;
+        this.length = shape.size();
+        this.arena = null;
+        this.file = bytes;
+        this.fileType = dtype;
     }
 
     /** A view of {@code shape.numel()} floats of {@code arena}'s array from {@code offset} on. */
@@ -57,15 +87,73 @@ public final class CpuTensor implements Tensor {
 
     /** The backing array itself (not a copy); the tensor's values are {@code [offset, offset + size)}. */
     public float[] array() {
-        float[] a = arena != null ? arena.array : array;
+        float[] a = storage();
         if (a == null && arena == null) {
-            a = unpacked();
+            a = materialised();
         }
         if (a == null) {
             throw new IllegalStateException("CpuTensor " + shape + " used after " + (arena != null
                     ? "its arena was released" : "release"));
         }
         return a;
+    }
+
+    /** The float array holding the values now, or null (a weight held only packed or in its file). */
+    private float[] storage() {
+        return arena != null ? arena.array : array;
+    }
+
+    /**
+     * The values for reading in this call only: the backing array where there is one, else (a
+     * weight read from its file) a widened copy that is not kept. For per-channel vectors (biases,
+     * norm scales): a large tensor read this way is widened on every call.
+     */
+    Read read() {
+        float[] a = storage();
+        if (a != null) {
+            return new Read(a, offset);
+        }
+        MemorySegment f;
+        DType t;
+        synchronized (this) {
+            f = file;
+            t = fileType;
+        }
+        if (f == null) {
+            return new Read(array(), offset);
+        }
+        float[] v = new float[length];
+        SafeTensorsFile.toFloats(f, t, 0, v, 0, length);
+        return new Read(v, 0);
+    }
+
+    /** Copies values {@code [from, from + n)} into {@code dst[dstOff..]}, widening from the file if that is where they are. */
+    void readInto(int from, float[] dst, int dstOff, int n) {
+        float[] a = storage();
+        if (a == null) {
+            MemorySegment f;
+            DType t;
+            synchronized (this) {
+                f = file;
+                t = fileType;
+            }
+            if (f != null) {
+                SafeTensorsFile.toFloats(f, t, from, dst, dstOff, n);
+                return;
+            }
+            a = array();
+        }
+        System.arraycopy(a, offset + from, dst, dstOff, n);
+    }
+
+    /** The mapped file bytes this weight is read from, or null if its values are held in memory. */
+    public synchronized MemorySegment mapped() {
+        return file;
+    }
+
+    /** Floats of a heap array this tensor owns (0 for arena views and for weights held packed or in their file). */
+    synchronized long heapFloats() {
+        return arena == null && array != null ? array.length : 0;
     }
 
     /** Index of the first value in {@link #array()}. */
@@ -91,16 +179,20 @@ public final class CpuTensor implements Tensor {
         return array();
     }
 
-    /** Whether the two tensors' values share any float of one array. */
+    /** Whether the two tensors' values share any float of one array (a weight held packed or in its file shares none). */
     boolean overlaps(CpuTensor o) {
-        return array() == o.array() && offset < o.offset + o.length && o.offset < offset + length;
+        float[] a = storage();
+        return a != null && a == o.storage() && offset < o.offset + o.length && o.offset < offset + length;
     }
 
     void release() {
-        if (arena == null) {
-            array = null;
+        synchronized (this) {
+            if (arena == null) {
+                array = null;
+            }
+            pack = null;
+            file = null;
         }
-        pack = null;
     }
 
     synchronized Object pack() {
@@ -109,29 +201,39 @@ public final class CpuTensor implements Tensor {
 
     /**
      * Keeps {@code p}, the kernels' layout of this weight, as its only copy: the row-major array
-     * is dropped (so a weight is not held twice) and rebuilt from the pack if anything asks for it.
+     * is dropped (so a weight is not held twice) and rebuilt from the file or the pack if anything
+     * asks for it. The file pages the pack was read from are handed back to the OS (they stay in
+     * the page cache), so the weight does not count twice in resident memory either.
      */
     synchronized void pack(Object p) {
         pack = p;
         if (p != null && arena == null && offset == 0) {
             array = null;
+            if (file != null && file.isMapped()) {
+                file.unload();
+            }
         }
     }
 
-    /** The row-major values rebuilt from the pack, kept from now on; null if there is none. */
-    private synchronized float[] unpacked() {
-        if (array == null && pack != null) {
+    /** The row-major values, from the file or the pack, kept from now on; null if released. */
+    private synchronized float[] materialised() {
+        if (array == null && file != null) {
+            float[] v = new float[length];
+            SafeTensorsFile.toFloats(file, fileType, 0, v, 0, length);
+            array = v;
+        } else if (array == null && pack != null) {
             array = FastPaths.unpack(pack, length);
         }
         return array;
     }
 
-    /** Forgets the packed copy: the values are about to change. */
+    /** Forgets the packed copy and the file: the values are about to change, in a heap array of their own. */
     void dropPack() {
         if (uploaded) {
             synchronized (this) {
-                unpacked();
+                materialised();
                 pack = null;
+                file = null;
             }
         }
     }

@@ -52,15 +52,17 @@ final class FastPaths implements Gemm.Parallel {
         Packed wA = packed(wc, true, k, c * r * s);
         float[][] fold = null;
         if (norm != null) {
-            CpuTensor g = CpuBackend.cpu("conv2dFused", norm.gamma()), b = CpuBackend.cpu("conv2dFused", norm.beta());
+            CpuTensor.Read g = CpuBackend.cpu("conv2dFused", norm.gamma()).read();
+            CpuTensor.Read b = CpuBackend.cpu("conv2dFused", norm.beta()).read();
             fold = ConvGemm.groupNormFold(this, xc.array(), xc.offset(), n, c, hs * ws, g.array(), g.offset(),
                     b.array(), b.offset(), norm.groups(), norm.eps());
         }
+        CpuTensor.Read bias = bc == null ? null : bc.read();
         int gather = conv.gatherFloats();
         float[] xp = gather == 0 ? null : scratch.take(gather);
         try {
             conv.run(this, xc.array(), xc.offset(), fold, norm != null && norm.silu(), wA,
-                    bc == null ? null : bc.array(), bc == null ? 0 : bc.offset(),
+                    bias == null ? null : bias.array(), bias == null ? 0 : bias.offset(),
                     rc == null ? null : rc.array(), rc == null ? 0 : rc.offset(), oc.array(), oc.offset(), xp);
         } finally {
             if (xp != null) {
@@ -75,8 +77,9 @@ final class FastPaths implements Gemm.Parallel {
 
     /** rc (nullable, may be oc): a residual added as each output row is stored. */
     void linear(CpuTensor xc, int m, int in, CpuTensor wc, int outF, CpuTensor bc, CpuTensor rc, CpuTensor oc) {
+        CpuTensor.Read bias = bc == null ? null : bc.read();
         LinearGemm.run(this, xc.array(), xc.offset(), m, in, packed(wc, false, outF, in),
-                bc == null ? null : bc.array(), bc == null ? 0 : bc.offset(), rc == null ? null : rc.array(),
+                bias == null ? null : bias.array(), bias == null ? 0 : bias.offset(), rc == null ? null : rc.array(),
                 rc == null ? 0 : rc.offset(), oc.array(), oc.offset());
     }
 
@@ -95,13 +98,19 @@ final class FastPaths implements Gemm.Parallel {
         }
     }
 
-    /** The weight packed as a conv's A operand or a linear's B operand; kept on uploaded tensors. */
+    /**
+     * The weight packed as a conv's A operand or a linear's B operand; kept on uploaded tensors.
+     * A weight read from its mapped file is packed from the file bytes a panel at a time (fp16 and
+     * bf16 widened on the way), so no row-major fp32 copy of it is ever made.
+     */
     private Packed packed(CpuTensor wc, boolean convA, int rows, int k) {
-        if (wc.uploaded && wc.pack() instanceof Packed pk && pk.rows() == rows && pk.k() == k
-                && pk.width() == (convA ? Gemm.MR : Gemm.NR)) {
+        int width = convA ? Gemm.MR : Gemm.NR;
+        if (wc.uploaded && wc.pack() instanceof Packed pk && pk.rows() == rows && pk.k() == k && pk.width() == width) {
             return pk;
         }
-        Packed pk = convA ? ConvGemm.packWeight(wc.array(), wc.offset(), rows, k)
+        Packed pk = wc.mapped() != null
+                ? Packed.ofRows((r0, nr, dst) -> wc.readInto(r0 * k, dst, 0, nr * k), rows, k, width)
+                : convA ? ConvGemm.packWeight(wc.array(), wc.offset(), rows, k)
                 : LinearGemm.packWeight(wc.array(), wc.offset(), rows, k);
         if (wc.uploaded) {
             wc.pack(pk);

@@ -11,6 +11,7 @@ import dev.latte.plan.MemoryPlan;
 import dev.latte.plan.MemoryPlanner;
 import dev.latte.exec.PlannedArena;
 import dev.latte.weights.SafeTensorsFile;
+import dev.latte.weights.TensorInfo;
 import dev.latte.weights.WeightsException;
 
 import java.util.HashMap;
@@ -62,14 +63,25 @@ public final class GraphRunner implements AutoCloseable {
                 continue;
             }
             String stored = storedName.apply(e.getKey());
-            float[] v = weights.toFloatArray(stored);
-            long bad = Executor.nonFinite(v);
+            long bad = weights.nonFiniteCount(stored);
             if (bad > 0) {
                 throw new WeightsException(weights.path().getFileName() + ": tensor '" + stored + "' holds " + bad
                         + " NaN/Inf values");
             }
-            params.put(e.getKey(), backend.upload(e.getValue().shape(), v));
+            params.put(e.getKey(), uploadStored(stored, e.getValue().shape()));
         }
+    }
+
+    /**
+     * A stored float tensor as the graph's parameter: its mapped bytes, which a host backend reads
+     * in place (the text encoder's token table is then never copied); otherwise widened and uploaded.
+     */
+    private Tensor uploadStored(String stored, Shape shape) {
+        TensorInfo t = weights.info(stored);
+        if (t.dtype().isFloatingPoint() && t.numel() == shape.numel()) {
+            return backend.uploadMapped(shape, weights.data(stored), t.dtype());
+        }
+        return backend.upload(shape, weights.toFloatArray(stored));
     }
 
     /** Runs {@code graph} (fused or not) on host inputs by input name; returns the outputs in {@code wanted}. */

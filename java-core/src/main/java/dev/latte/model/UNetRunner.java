@@ -91,14 +91,19 @@ public final class UNetRunner implements AutoCloseable {
                             model.weights().data(t.name()).toArray(ValueLayout.JAVA_BYTE)));
                     continue;
                 }
-                float[] values = v != null ? v : model.weights().toFloatArray(t.name());
-                long bad = Executor.nonFinite(values);
+                if (v == null) {
+                    // the file's own bytes, which UNetModel.load checked for NaN/Inf: a host backend reads them in place
+                    params.put(t.name(), backend.uploadMapped(Shape.of(t.intShape()), model.weights().data(t.name()),
+                            t.dtype()));
+                    continue;
+                }
+                long bad = Executor.nonFinite(v);
                 if (bad > 0) {
                     // caught here, the tensor is named; caught after a forward, only the op that read it
                     throw new WeightsException(model.weights().path().getFileName() + ": tensor '" + t.name()
-                            + "' holds " + bad + " NaN/Inf values" + (v != null ? " after the LoRA merge" : ""));
+                            + "' holds " + bad + " NaN/Inf values after the LoRA merge");
                 }
-                params.put(t.name(), backend.upload(Shape.of(t.intShape()), values));
+                params.put(t.name(), backend.upload(Shape.of(t.intShape()), v));
             }
         } catch (RuntimeException e) {
             close();

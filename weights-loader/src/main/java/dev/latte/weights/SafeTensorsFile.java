@@ -133,36 +133,45 @@ public final class SafeTensorsFile implements AutoCloseable {
     /** Copies any dtype out as floats (integers and booleans are converted by value). */
     public float[] toFloatArray(String name) {
         TensorInfo t = info(name);
-        MemorySegment s = slice(t);
         float[] out = new float[arrayLength(t)];
-        switch (t.dtype()) {
-            case F32 -> MemorySegment.copy(s, F32, 0, out, 0, out.length);
+        toFloats(slice(t), t.dtype(), 0, out, 0, out.length);
+        return out;
+    }
+
+    /**
+     * Widens {@code n} elements of {@code bytes} (a tensor's little-endian data, as {@link #data}
+     * gives it) from element {@code from} on into {@code dst[dstOff..]}: any dtype as floats,
+     * integers and booleans by value. Reading a chunk at a time lets a caller widen fp16/bf16
+     * weights on the fly without ever holding the whole tensor as floats.
+     */
+    public static void toFloats(MemorySegment bytes, DType dtype, long from, float[] dst, int dstOff, int n) {
+        switch (dtype) {
+            case F32 -> MemorySegment.copy(bytes, F32, from * 4, dst, dstOff, n);
             case F16 -> {
-                for (int i = 0; i < out.length; i++) out[i] = Float.float16ToFloat(s.getAtIndex(I16, i));
+                for (int i = 0; i < n; i++) dst[dstOff + i] = Float.float16ToFloat(bytes.getAtIndex(I16, from + i));
             }
             case BF16 -> {
-                for (int i = 0; i < out.length; i++) out[i] = Float.intBitsToFloat(s.getAtIndex(I16, i) << 16);
+                for (int i = 0; i < n; i++) dst[dstOff + i] = Float.intBitsToFloat(bytes.getAtIndex(I16, from + i) << 16);
             }
             case F64 -> {
-                for (int i = 0; i < out.length; i++) out[i] = (float) s.getAtIndex(F64, i);
+                for (int i = 0; i < n; i++) dst[dstOff + i] = (float) bytes.getAtIndex(F64, from + i);
             }
             case I64 -> {
-                for (int i = 0; i < out.length; i++) out[i] = s.getAtIndex(I64, i);
+                for (int i = 0; i < n; i++) dst[dstOff + i] = bytes.getAtIndex(I64, from + i);
             }
             case I32 -> {
-                for (int i = 0; i < out.length; i++) out[i] = s.getAtIndex(I32, i);
+                for (int i = 0; i < n; i++) dst[dstOff + i] = bytes.getAtIndex(I32, from + i);
             }
             case I8 -> {
-                for (int i = 0; i < out.length; i++) out[i] = s.get(JAVA_BYTE, i);
+                for (int i = 0; i < n; i++) dst[dstOff + i] = bytes.get(JAVA_BYTE, from + i);
             }
             case U8 -> {
-                for (int i = 0; i < out.length; i++) out[i] = Byte.toUnsignedInt(s.get(JAVA_BYTE, i));
+                for (int i = 0; i < n; i++) dst[dstOff + i] = Byte.toUnsignedInt(bytes.get(JAVA_BYTE, from + i));
             }
             case BOOL -> {
-                for (int i = 0; i < out.length; i++) out[i] = s.get(JAVA_BYTE, i) != 0 ? 1f : 0f;
+                for (int i = 0; i < n; i++) dst[dstOff + i] = bytes.get(JAVA_BYTE, from + i) != 0 ? 1f : 0f;
             }
         }
-        return out;
     }
 
     /** Copies an integer (or BOOL, as 0/1) tensor out as longs; floating-point tensors are refused. */
@@ -194,7 +203,9 @@ public final class SafeTensorsFile implements AutoCloseable {
 
     /**
      * How many NaN/Inf values a floating-point tensor holds (0 for other dtypes), read from the
-     * mapping in place: a scan, not a copy.
+     * mapping in place: a scan, not a copy. The pages read are then handed back ({@code unload}),
+     * so checking a multi-gigabyte file does not leave it all counted as resident; they stay in
+     * the page cache and come back on the next read.
      */
     public long nonFiniteCount(String name) {
         TensorInfo t = info(name);
@@ -224,6 +235,7 @@ public final class SafeTensorsFile implements AutoCloseable {
             default -> {
             }
         }
+        s.unload();
         return bad;
     }
 

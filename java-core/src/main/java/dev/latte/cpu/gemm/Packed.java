@@ -25,14 +25,27 @@ public final class Packed implements Gemm.Panels {
      * [out, in], which multiplies as wᵀ).
      */
     public static Packed ofRows(float[] src, int off, int rows, int k, int width) {
+        return ofRows((r0, n, dst) -> System.arraycopy(src, off + r0 * k, dst, 0, n * k), rows, k, width);
+    }
+
+    /** Where a weight's rows come from when it is packed: a heap array, or a mapped file widened a panel at a time. */
+    @FunctionalInterface
+    public interface Rows {
+        /** Copies rows {@code [r0, r0 + n)}, each K long, into {@code dst[0 .. n·K)}. */
+        void read(int r0, int n, float[] dst);
+    }
+
+    /** As {@link #ofRows(float[], int, int, int, int)}, reading one panel's rows at a time from {@code src}. */
+    public static Packed ofRows(Rows src, int rows, int k, int width) {
         int panels = Math.ceilDiv(rows, width);
         float[] d = new float[Math.multiplyExact(panels * width, Math.max(k, 1))];
+        float[] rowBuf = new float[Math.multiplyExact(width, k)];
         for (int p = 0; p < panels; p++) {
-            int base = p * k * width;
-            for (int i = 0; i < width && p * width + i < rows; i++) {
-                int s = off + (p * width + i) * k;
+            int base = p * k * width, n = Math.min(width, rows - p * width);
+            src.read(p * width, n, rowBuf);
+            for (int i = 0; i < n; i++) {
                 for (int kk = 0; kk < k; kk++) {
-                    d[base + kk * width + i] = src[s + kk];
+                    d[base + kk * width + i] = rowBuf[i * k + kk];
                 }
             }
         }

@@ -12,13 +12,18 @@ import dev.latte.cuda.CudaContext;
 import dev.latte.graph.Value;
 import dev.latte.model.UNetModel;
 import dev.latte.plan.BuiltinConfigs;
+import dev.latte.tests.Resources;
 import dev.latte.tests.cli.Cli.Result;
 import dev.latte.unet.UNet2DConditionModel;
+import dev.latte.weights.SafeTensorsFile;
+import dev.latte.weights.TensorInfo;
 import dev.latte.weights.UNetConfig;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.StandardOpenOption;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -246,6 +251,73 @@ class BenchCliTest {
             assertBadInput(latte("bench", "unet", "--config", "sd15", "--backend", "cuda", "--graph"),
                     "cuda backend unavailable: " + reason);
         }
+    }
+
+    private Path unetTinyCopy() throws IOException {
+        Path dir = Files.createDirectories(tmp.resolve("unet-tiny"));
+        for (String f : List.of(UNetModel.CONFIG, UNetModel.WEIGHT_FILES.getFirst())) {
+            Files.copy(Resources.unetTiny().resolve(f), dir.resolve(f));
+        }
+        return dir;
+    }
+
+    /**
+     * bench unet --weights: a folder's weights read from the mapped file, never written; the host
+     * block says where resident memory is (packs, in-place and heap weights, arena).
+     */
+    @Test
+    void unetStepFromMappedWeights() throws IOException {
+        Path dir = unetTinyCopy();
+        Path file = dir.resolve(UNetModel.WEIGHT_FILES.getFirst());
+        byte[] before = Files.readAllBytes(file);
+        var modified = Files.getLastModifiedTime(file);
+        long fileBytes;
+        try (UNetModel m = UNetModel.load(dir)) {
+            fileBytes = m.weights().tensors().stream().mapToLong(TensorInfo::byteSize).sum();
+        }
+        for (String load : List.of("map", "heap")) {
+            Path json = tmp.resolve("unet-" + load + ".json");
+            Result r = latte("bench", "unet", "--weights", dir.toString(), "--load", load, "--height", "128", "--width",
+                    "128", "--warmup", "1", "--iters", "2", "--threads", "2", "--json", json.toString());
+            assertEquals(0, r.code(), r.err());
+            JsonNode h = JSON.readTree(json.toFile()).get("host");
+            assertEquals(fileBytes, h.get("weight_file_bytes").asLong());
+            assertTrue(h.get("packed_weight_bytes").asLong() > 0);
+            assertEquals(JSON.readTree(json.toFile()).at("/memory/arena_bytes").asLong(), h.get("arena_bytes").asLong());
+            assertTrue(JSON.readTree(json.toFile()).get("load_ms").asDouble() > 0);
+            assertTrue(h.get("peak_resident_bytes").asLong() > 0 && h.get("resident_anon_bytes").asLong() > 0);
+            if (load.equals("map")) {
+                assertEquals(fileBytes, h.get("mapped_weight_bytes").asLong());
+                assertEquals(0, h.get("heap_weight_bytes").asLong());
+                long inPlace = h.get("in_place_weight_bytes").asLong();
+                assertTrue(inPlace > 0 && inPlace < fileBytes / 10, "in place " + inPlace);
+            } else {
+                assertEquals(0, h.get("mapped_weight_bytes").asLong());
+                assertTrue(h.get("heap_weight_bytes").asLong() > 0); // biases and norms stay heap copies
+            }
+        }
+        assertArrayEquals(before, Files.readAllBytes(file), "the weights file was written");
+        assertEquals(modified, Files.getLastModifiedTime(file));
+    }
+
+    @Test
+    void unetStepFromMappedWeightsBadInput() throws IOException {
+        Path dir = unetTinyCopy();
+        Path w = dir.resolve(UNetModel.WEIGHT_FILES.getFirst());
+        assertBadInput(latte("bench", "unet", "--weights", dir.toString(), "--config", "sd15"), "not both");
+        assertBadInput(latte("bench", "unet", "--weights", dir.toString(), "--load", "disk"), "--load must be");
+        assertBadInput(latte("bench", "unet", "--config", "sd15", "--load", "map"), "give --weights");
+        assertBadInput(latte("bench", "unet", "--weights", dir.toString(), "--json", w.toString()),
+                "would replace the input");
+        String lastTensor;
+        try (SafeTensorsFile f = SafeTensorsFile.open(w)) {
+            lastTensor = f.tensors().stream().max((a, b) -> Long.compare(a.end(), b.end())).orElseThrow().name();
+        }
+        try (FileChannel ch = FileChannel.open(w, StandardOpenOption.WRITE)) {
+            ch.truncate(ch.size() - 100);
+        }
+        assertBadInput(latte("bench", "unet", "--weights", dir.toString(), "--height", "128", "--width", "128"),
+                UNetModel.WEIGHT_FILES.getFirst(), "'" + lastTensor + "'", "truncated");
     }
 
     /** export-random writes exactly the weights bench unet --config uploads, as a loadable diffusers folder. */
