@@ -10,6 +10,7 @@ Blocks (each between <!-- generated:NAME --> and <!-- /generated:NAME -->):
   psnr       UNetTinyGoldenTest and OpsGoldenTest (CPU backend rows): PSNR per stored tensor, lowest over the cases
   schedulers SchedulerGoldenTest: alphas_cumprod and the worst step of each trajectory
   kill       OutputKillTest: where each kill -9 landed and what it left
+  cpu-kernels bench/results/kernels-cpu-sd15.json (bench kernels --backend cpu): time and rate per op kind over an SD1.5 step
   torch      bench/results/cpu-vs-torch-*.json (bench/cpu_vs_torch.py): Latte's CPU backend vs PyTorch, side by side
   cpu-memory bench/results/cpu-memory-*.json (bench unet --weights/--config on the CPU): load, RSS and its terms
 """
@@ -126,10 +127,35 @@ def memory_block():
     return head + "\n" + "\n".join(r[-1] for r in sorted(rows, key=lambda r: ("sd15" not in r[0], r[0], "mapped" in r[1], r[1])))
 
 
+def cpu_kernels_block():
+    f = os.path.join(ROOT, "bench", "results", "kernels-cpu-sd15.json")
+    d = json.load(open(f))
+    kinds = {}
+    for c in d["cases"]:
+        if c["status"] == "ok":
+            k = kinds.setdefault(c["op"], [0.0, 0.0])
+            k[0] += c["flops"] * c["count_per_step"]
+            k[1] += c["median_ms"] * c["count_per_step"]
+    flops = sum(k[0] for k in kinds.values())
+    ms = sum(k[1] for k in kinds.values())
+    lines = ["| op kind (%s, %d threads, load %.1f–%.1f, commit %s) | ms per step | GFLOP/s |" % (
+        d["cases"][0]["config"], d["threads"], d["load_average_before"], d["load_average_after"], d["commit"][:7]),
+        "|---|---|---|"]
+    rest = 0.0
+    for op, (f_, t) in sorted(kinds.items(), key=lambda kv: -kv[1][1]):
+        if f_ / max(t, 1e-9) / 1e6 < 10:    # memory-bound ops: listed together
+            rest += t
+            continue
+        lines.append("| %s | %s | %.1f |" % (op, format(round(t), ","), f_ / t / 1e6))
+    lines.append("| everything else (norms, adds, layout changes) | %s | — |" % format(round(rest), ","))
+    lines.append("| **all %.0f GFLOP** | **%s** | **%.1f** |" % (flops / 1e9, format(round(ms), ","), flops / ms / 1e6))
+    return "\n".join(lines)
+
+
 def main():
     out = test_output()
     blocks = {"psnr": psnr_block(out), "schedulers": schedulers_block(out), "kill": kill_block(out),
-              "torch": torch_block(), "cpu-memory": memory_block()}
+              "torch": torch_block(), "cpu-memory": memory_block(), "cpu-kernels": cpu_kernels_block()}
     path = os.path.join(ROOT, "README.md")
     readme = open(path, encoding="utf-8").read()
     new = readme
