@@ -233,11 +233,7 @@ public final class CublasLt implements AutoCloseable {
         }
 
         void destroy(MethodHandle h, MemorySegment obj) {
-            try {
-                int ignored = (int) h.invokeExact(obj);   // teardown: the first error matters more
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            NativeLibraries.destroy(h, obj);
         }
     }
 
@@ -254,16 +250,7 @@ public final class CublasLt implements AutoCloseable {
 
     /** Null if cuBLASLt loads and has every function bound here; else one line saying why not. */
     public static String unavailableReason() {
-        String r = NativeLibraries.unavailableReason(NativeLibraries.OptionalLibrary.CUBLASLT);
-        if (r != null) {
-            return r;
-        }
-        try {
-            api();
-            return null;
-        } catch (CudaUnavailableException e) {
-            return e.getMessage();
-        }
+        return NativeLibraries.unavailableReason(NativeLibraries.OptionalLibrary.CUBLASLT, CublasLt::api);
     }
 
     /** "cuBLASLt 130300 (cudart 13030) at PATH"; the library must load. */

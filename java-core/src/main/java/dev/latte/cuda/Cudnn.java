@@ -223,11 +223,7 @@ public final class Cudnn implements AutoCloseable {
         }
 
         void destroy(MethodHandle h, MemorySegment obj) {
-            try {
-                int ignored = (int) h.invokeExact(obj);   // teardown: the first error matters more
-            } catch (Throwable t) {
-                throw CublasLt.rethrow(t);
-            }
+            NativeLibraries.destroy(h, obj);
         }
     }
 
@@ -244,16 +240,7 @@ public final class Cudnn implements AutoCloseable {
 
     /** Null if cuDNN loads (and has the legacy convolution this tactic calls); else one line saying why not. */
     public static String unavailableReason() {
-        String r = NativeLibraries.unavailableReason(NativeLibraries.OptionalLibrary.CUDNN);
-        if (r != null) {
-            return r;
-        }
-        try {
-            api();
-            return null;
-        } catch (CudaUnavailableException e) {
-            return e.getMessage();
-        }
+        return NativeLibraries.unavailableReason(NativeLibraries.OptionalLibrary.CUDNN, Cudnn::api);
     }
 
     /** "cuDNN 92500 (cudart 13030) at PATH"; the library must load. */

@@ -2,7 +2,9 @@ package dev.latte.cuda;
 
 import java.io.File;
 import java.io.IOException;
+import java.lang.invoke.MethodHandle;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -12,6 +14,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Supplier;
 import java.util.function.UnaryOperator;
 import java.util.stream.Stream;
 
@@ -93,11 +96,26 @@ public final class NativeLibraries {
 
     /** Null if {@code lib} loads; else one line saying why not (every path tried). */
     public static String unavailableReason(OptionalLibrary lib) {
+        return unavailableReason(lib, () -> null);
+    }
+
+    /** Null if {@code lib} loads and {@code bind} (its functions looked up) succeeds; else one line saying why not. */
+    static String unavailableReason(OptionalLibrary lib, Supplier<?> bind) {
         try {
             optionalLoaded(lib);
+            bind.get();
             return null;
         } catch (CudaUnavailableException e) {
             return e.getMessage();
+        }
+    }
+
+    /** Calls an optional library's destroy function, ignoring its status: at teardown the first error matters more. */
+    static void destroy(MethodHandle destroy, MemorySegment obj) {
+        try {
+            int ignored = (int) destroy.invokeExact(obj);
+        } catch (Throwable t) {
+            throw CublasLt.rethrow(t);
         }
     }
 
