@@ -127,6 +127,15 @@ def memory_block():
     return head + "\n" + "\n".join(r[-1] for r in sorted(rows, key=lambda r: ("sd15" not in r[0], r[0], "mapped" in r[1], r[1])))
 
 
+def torch_headline_block():
+    d = json.load(open(os.path.join(ROOT, "bench", "results", "cpu-vs-torch-sd15.json")))
+    r = next(r for r in d["rows"] if r["batch"] == 1 and r["height"] == 512)
+    return ("**Latte %.2f s, PyTorch %.2f s; peak RSS %s vs %s GiB** (%d threads each, load %.1f–%.1f)." % (
+        r["latte"]["median_ms"] / 1000, r["torch"]["median_ms"] / 1000, gib(r["latte"]["peak_resident_bytes"]),
+        gib(r["torch"]["peak_resident_bytes"]), d["threads"], min(r["load_average_per_round"]),
+        max(r["load_average_per_round"])))
+
+
 def cpu_kernels_block():
     f = os.path.join(ROOT, "bench", "results", "kernels-cpu-sd15.json")
     d = json.load(open(f))
@@ -155,7 +164,8 @@ def cpu_kernels_block():
 def main():
     out = test_output()
     blocks = {"psnr": psnr_block(out), "schedulers": schedulers_block(out), "kill": kill_block(out),
-              "torch": torch_block(), "cpu-memory": memory_block(), "cpu-kernels": cpu_kernels_block()}
+              "torch": torch_block(), "cpu-memory": memory_block(), "cpu-kernels": cpu_kernels_block(),
+              "torch-headline": torch_headline_block()}
     path = os.path.join(ROOT, "README.md")
     readme = open(path, encoding="utf-8").read()
     new = readme
