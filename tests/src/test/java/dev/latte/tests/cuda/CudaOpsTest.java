@@ -3,7 +3,6 @@ package dev.latte.tests.cuda;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.latte.core.Compare;
 import dev.latte.cuda.CudaContext;
@@ -16,8 +15,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.List;
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -25,23 +22,7 @@ import org.junit.jupiter.api.Test;
  * of the CUDA backend is checked against the reference backend by the op-case table,
  * {@code tests/ops/BackendOpsTest}.) Skips, naming the reason, where no CUDA device can be opened.
  */
-class CudaOpsTest {
-    static CudaContext ctx;
-
-    @BeforeAll
-    static void open() {
-        String reason = CudaContext.unavailableReason();
-        assumeTrue(reason == null, reason);
-        ctx = CudaContext.open(0);
-    }
-
-    @AfterAll
-    static void close() {
-        if (ctx != null) {
-            ctx.close();
-        }
-    }
-
+class CudaOpsTest extends CudaContextFixture {
     // ---------------------------------------------------------------- INT8 GEMM, exact
 
     /** The golden s8 GEMM (a [64,256] · b [256,128] = c s32) through both kernels, bit-exact. */

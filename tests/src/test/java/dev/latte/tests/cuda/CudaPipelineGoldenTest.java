@@ -1,7 +1,6 @@
 package dev.latte.tests.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.latte.core.Compare;
 import dev.latte.cuda.CudaContext;
@@ -13,8 +12,6 @@ import dev.latte.tests.Resources;
 import dev.latte.weights.SafeTensorsFile;
 import java.nio.file.Path;
 import java.util.List;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -23,26 +20,11 @@ import org.junit.jupiter.params.provider.ValueSource;
  * stored tensor ≥ 100 dB (the CUDA fp32 gate); the text encoder in fp16 too. Skips, naming the reason, where no CUDA device can
  * be opened.
  */
-class CudaPipelineGoldenTest {
+class CudaPipelineGoldenTest extends CudaContextFixture {
     static final double MIN_PSNR_FP32 = 100;
     static final double MIN_PSNR_FP16 = 45;
     /** 20 dB: ten times the error of rounding the golden tensor once to fp16. */
     static final double FP16_ROUNDINGS_DB = 20;
-    static CudaContext ctx;
-
-    @BeforeAll
-    static void open() {
-        String reason = CudaContext.unavailableReason();
-        assumeTrue(reason == null, reason);
-        ctx = CudaContext.open(0);
-    }
-
-    @AfterAll
-    static void close() {
-        if (ctx != null) {
-            ctx.close();
-        }
-    }
 
     /**
      * The text encoder with fp16 activations and its token ids in fp32 ({@code Value.storage}): every

@@ -5,33 +5,24 @@ import dev.latte.cuda.CudaContext;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The CUDA context and the CPU backend that the CUDA-vs-CPU kernel tests share per class. Skips the
  * class, naming the reason, where no CUDA device can be opened.
  */
-abstract class CudaVsCpuFixture {
-    static CudaContext ctx;
+abstract class CudaVsCpuFixture extends CudaContextFixture {
     static CpuBackend cpu;
 
     @BeforeAll
-    static void open() {
-        String reason = CudaContext.unavailableReason();
-        assumeTrue(reason == null, reason);
-        ctx = CudaContext.open(0);
+    static void openCpu() {
         cpu = new CpuBackend();
     }
 
     @AfterAll
-    static void close() {
+    static void closeCpu() {
         if (cpu != null) {
             cpu.close();
             cpu = null;
-        }
-        if (ctx != null) {
-            ctx.close();
-            ctx = null;
         }
     }
 }
